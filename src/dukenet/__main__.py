@@ -1,0 +1,5 @@
+"""Allow ``python -m dukenet``."""
+
+from dukenet.cli import main
+
+main()

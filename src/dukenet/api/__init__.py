@@ -1,0 +1,1 @@
+"""HTTP layer: app factory, routers per domain, auth dependencies, problem+json errors."""

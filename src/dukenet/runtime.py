@@ -1,0 +1,90 @@
+"""The running process's services: settings, PostgreSQL, Redis and the network key.
+
+Whoever opens ``Services`` closes it. The API lifespan, workers and CLI commands all use
+``open_services`` so they share one code path to the stores.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dukenet.config import Settings
+from dukenet.network import load_network_key, network_id_for
+from dukenet.store import migrations
+from dukenet.store.cache import Cache
+from dukenet.store.embedded import EmbeddedServices, ensure_database
+from dukenet.store.postgres import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything domain code needs from the process, handed out by dependency injection."""
+
+    settings: Settings
+    db: Database
+    cache: Cache
+    network_key: Ed25519PrivateKey
+    network_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.network_id = network_id_for(self.network_key)
+
+
+def start_embedded(settings: Settings) -> tuple[Settings, EmbeddedServices | None]:
+    """Start embedded servers for unset URLs; return settings that point at them."""
+    if settings.database_url and settings.redis_url:
+        return settings, None
+    embedded = EmbeddedServices(settings.data_dir)
+    updates: dict[str, str] = {}
+    if not settings.database_url:
+        updates["database_url"] = embedded.start_postgres()
+    if not settings.redis_url:
+        updates["redis_url"] = embedded.start_redis()
+    return settings.model_copy(update=updates), embedded
+
+
+async def prepare_database(
+    settings: Settings, embedded: EmbeddedServices | None = None
+) -> Settings:
+    """Apply pending migrations (creating the embedded ``dukenet`` database first)."""
+    assert settings.database_url
+    url = settings.database_url
+    if embedded is not None and embedded.postgres_started:
+        url = await ensure_database(url)
+    db = await Database.connect(url, pgbouncer=settings.pgbouncer, min_size=1, max_size=1)
+    try:
+        async with db.acquire() as conn:
+            applied = await migrations.upgrade(conn)
+            await migrations.ensure_log_partitions(conn)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(f"{m.version:04d}" for m in applied))
+    finally:
+        await db.close()
+    return settings.model_copy(update={"database_url": url})
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open pools and the Redis client for configured URLs; close them on exit."""
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("open_services needs database_url and redis_url (start_embedded)")
+    db = await Database.connect(
+        settings.database_url,
+        settings.replica_urls,
+        pgbouncer=settings.pgbouncer,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+    )
+    cache = Cache.connect(settings.redis_url, settings.redis_prefix)
+    try:
+        yield Services(settings, db, cache, load_network_key(settings))
+    finally:
+        await cache.close()
+        await db.close()

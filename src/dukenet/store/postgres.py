@@ -1,0 +1,163 @@
+"""asyncpg pools for the primary and optional read replicas, with driver errors translated.
+
+Use ``async with db.transaction() as conn`` for every state change (one transaction per
+change), ``db.acquire()`` for single statements, and ``db.read()`` for reads that tolerate
+replica lag. Exceptions raised inside these blocks leave as ``dukenet.errors`` types.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+
+from dukenet.errors import (
+    AlreadyExists,
+    Conflict,
+    DatabaseUnavailable,
+    DukenetError,
+    InvalidInput,
+)
+
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+
+
+class SerializationConflict(Conflict):
+    """A concurrent transaction won a race (serialization failure or deadlock); retry."""
+
+    code = "CONCURRENT_UPDATE"
+    title = "Concurrent update"
+
+
+_UNAVAILABLE = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Convert asyncpg exceptions raised inside the block into DukeNET errors."""
+    try:
+        yield
+    except DukenetError:
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists(
+            "a row with the same identity already exists",
+            extra={"constraint": exc.constraint_name},
+        ) from exc
+    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
+        raise InvalidInput(
+            f"value refused by the database: {exc.constraint_name or exc.column_name}",
+            extra={"constraint": exc.constraint_name},
+        ) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise InvalidInput(
+            "a referenced resource does not exist", extra={"constraint": exc.constraint_name}
+        ) from exc
+    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
+        raise SerializationConflict(str(exc)) from exc
+    except (asyncpg.DataError, asyncpg.exceptions.StringDataRightTruncationError) as exc:
+        raise InvalidInput(f"value refused by the database: {exc}") from exc
+    except _UNAVAILABLE as exc:
+        raise DatabaseUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DukenetError(f"database error: {exc.__class__.__name__}") from exc
+
+
+async def _init_connection(conn: Connection) -> None:
+    """Decode JSON/JSONB to Python objects on every pooled connection."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    url: str, *, pgbouncer: bool = False, min_size: int = 2, max_size: int = 20
+) -> asyncpg.Pool:
+    """An asyncpg pool; with ``pgbouncer`` no server-side prepared statements are cached."""
+    options: dict[str, Any] = {}
+    if pgbouncer:
+        options["statement_cache_size"] = 0
+        options["max_cached_statement_lifetime"] = 0
+    with translate_errors():
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, **options
+        )
+    assert pool is not None
+    return pool
+
+
+class Database:
+    """The primary pool plus optional replica pools."""
+
+    def __init__(
+        self, primary: asyncpg.Pool, replicas: list[asyncpg.Pool] | None = None, *, url: str = ""
+    ) -> None:
+        self.primary = primary
+        self.replicas = replicas or []
+        self.url = url
+        self._next_replica = itertools.cycle(self.replicas) if self.replicas else None
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        replica_urls: list[str] | None = None,
+        *,
+        pgbouncer: bool = False,
+        min_size: int = 2,
+        max_size: int = 20,
+    ) -> Database:
+        """Open the primary pool and one pool per replica URL."""
+        primary = await create_pool(url, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
+        replicas = [
+            await create_pool(r, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
+            for r in replica_urls or []
+        ]
+        return cls(primary, replicas, url=url)
+
+    async def close(self) -> None:
+        """Close every pool."""
+        for pool in [self.primary, *self.replicas]:
+            await pool.close()
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        """A primary connection without an explicit transaction (autocommit)."""
+        with translate_errors():
+            async with self.primary.acquire() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def transaction(self, *, isolation: str = "read_committed") -> AsyncIterator[Connection]:
+        """A primary connection inside one transaction; committed when the block succeeds."""
+        with translate_errors():
+            async with self.primary.acquire() as conn, conn.transaction(isolation=isolation):
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        """A connection for reads that tolerate replica lag (the primary without replicas)."""
+        pool = next(self._next_replica) if self._next_replica else self.primary
+        with translate_errors():
+            async with pool.acquire() as conn:
+                yield conn
+
+    async def ping(self) -> None:
+        """Raise ``DatabaseUnavailable`` unless the primary answers."""
+        async with self.acquire() as conn:
+            await conn.fetchval("SELECT 1", timeout=2)
