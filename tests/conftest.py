@@ -30,9 +30,7 @@ from dukenet.config import Settings
 from dukenet.runtime import Services, open_services
 from dukenet.store import migrations
 
-ADMIN_URL = os.environ.get(
-    "DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+ADMIN_URL = os.environ.get("DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DUKENET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = uuid.uuid4().hex[:8]
 ADMIN_TOKEN = "test-admin-token"
@@ -153,7 +151,9 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(base_url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_ready(
+    base_url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Poll ``/readyz`` until it answers 200, failing early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body")
     heartbeat_ttl: int = Field(90, ge=1, description="Seconds a heartbeat keeps an agent fresh")
     session_ttl: int = Field(3600, ge=60, description="Seconds a session token lives")
+    rate_limits: str = Field(
+        "",
+        description="Per route family request limits overriding the defaults, e.g. "
+        "'register=300/minute,auth=60/minute,read=1200/minute,write=300/minute,"
+        "heartbeat=60/minute' ('none' disables a family)",
+    )
     host: str = Field("127.0.0.1", description="Address the API server binds")
     port: int = Field(8080, ge=0, le=65535, description="Port the API server binds")
     workers: int = Field(1, ge=1, description="Number of API server processes")

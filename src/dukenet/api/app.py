@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Background jobs started with the app (sweepers, the embedded worker): each takes the
 # services and runs until cancelled. Domain issues register theirs in ``background_jobs``.
-BackgroundJob = Callable[[Services], Awaitable[None]]
+BackgroundJob = Callable[[Services], Coroutine[Any, Any, None]]
 
 
 def background_jobs(settings: Settings) -> list[BackgroundJob]:

@@ -9,19 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dukenet.api.problems import PROBLEM_JSON
 
-REQUESTS = Counter(
-    "dukenet_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("dukenet_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "dukenet_http_request_duration_seconds",
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def _problem_413(limit: int) -> bytes:
@@ -54,28 +48,27 @@ class BodySizeLimit:
                     await self._reject(send)
                     return
         received = 0
-        response_started = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLarge
+                    # Frameworks turn errors raised while reading the body into their own
+                    # 400s, so remember the breach and replace whatever response follows.
+                    too_large = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start":
                 await self._reject(send)
+
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, send: Send) -> None:
         body = _problem_413(self.limit)

@@ -25,9 +25,7 @@ _HTTP_CODES = {
 }
 
 
-def problem_response(
-    status: int, code: str, title: str, detail: str, **extra: Any
-) -> JSONResponse:
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """A problem+json response with a stable ``code``."""
     body: dict[str, Any] = {
         "type": f"https://dukenet.dev/problems/{code.lower().replace('_', '-')}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dukenet.cli import db, serve
+from dukenet.cli import db, demo, serve
 
 app = typer.Typer(
     name="dukenet",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 serve.register(app)
+demo.register(app)
 
 
 def main() -> None:

@@ -19,7 +19,9 @@ err_console = Console(stderr=True)
 
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option("--database-url", envvar="DUKENET_DATABASE_URL", help="PostgreSQL URL (embedded if unset)"),
+    typer.Option(
+        "--database-url", envvar="DUKENET_DATABASE_URL", help="PostgreSQL URL (embedded if unset)"
+    ),
 ]
 RedisUrl = Annotated[
     str | None,
@@ -27,7 +29,9 @@ RedisUrl = Annotated[
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="DUKENET_DATA_DIR", help="Data directory for embedded servers and keys"),
+    typer.Option(
+        "--data-dir", envvar="DUKENET_DATA_DIR", help="Data directory for embedded servers and keys"
+    ),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 

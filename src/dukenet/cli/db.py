@@ -45,7 +45,9 @@ def _with_connection(settings: Settings, action: str, json_output: bool) -> None
                     created = await migrations.ensure_log_partitions(conn)
                     names = [f"{m.version:04d}_{m.name}" for m in applied]
                     if json_output:
-                        console.print_json(json.dumps({"applied": names, "partitions_created": created}))
+                        console.print_json(
+                            json.dumps({"applied": names, "partitions_created": created})
+                        )
                     elif names:
                         for name in names:
                             console.print(f"[green]applied[/] {name}")
@@ -60,7 +62,9 @@ def _with_connection(settings: Settings, action: str, json_output: bool) -> None
                                     {
                                         "version": r.version,
                                         "name": r.name,
-                                        "applied_at": r.applied_at.isoformat() if r.applied_at else None,
+                                        "applied_at": r.applied_at.isoformat()
+                                        if r.applied_at
+                                        else None,
                                     }
                                     for r in rows
                                 ]
@@ -71,7 +75,9 @@ def _with_connection(settings: Settings, action: str, json_output: bool) -> None
                     for r in rows:
                         state = "[green]applied[/]" if r.applied_at else "[yellow]pending[/]"
                         table.add_row(
-                            f"{r.version:04d}", r.name, state,
+                            f"{r.version:04d}",
+                            r.name,
+                            state,
                             r.applied_at.isoformat() if r.applied_at else "",
                         )
                     console.print(table)
@@ -87,12 +93,20 @@ def _with_connection(settings: Settings, action: str, json_output: bool) -> None
 
 
 @app.command()
-def upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None, json_output: JsonOutput = False) -> None:
+def upgrade(
+    database_url: DatabaseUrl = None, data_dir: DataDir = None, json_output: JsonOutput = False
+) -> None:
     """Apply pending migrations in order (a no-op when up to date)."""
-    _with_connection(build_settings(database_url=database_url, data_dir=data_dir), "upgrade", json_output)
+    _with_connection(
+        build_settings(database_url=database_url, data_dir=data_dir), "upgrade", json_output
+    )
 
 
 @app.command()
-def status(database_url: DatabaseUrl = None, data_dir: DataDir = None, json_output: JsonOutput = False) -> None:
+def status(
+    database_url: DatabaseUrl = None, data_dir: DataDir = None, json_output: JsonOutput = False
+) -> None:
     """List applied and pending migrations."""
-    _with_connection(build_settings(database_url=database_url, data_dir=data_dir), "status", json_output)
+    _with_connection(
+        build_settings(database_url=database_url, data_dir=data_dir), "status", json_output
+    )

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager, contextmanager
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from dukenet.errors import CacheUnavailable, DukenetError
 
@@ -42,6 +44,8 @@ class Cache:
         client = aioredis.Redis.from_url(
             url,
             decode_responses=False,
+            # Fail fast: callers fall back to PostgreSQL rather than wait out an outage.
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
             socket_timeout=2,
             socket_connect_timeout=2,
             health_check_interval=15,
@@ -61,8 +65,8 @@ class Cache:
     async def get(self, key: str) -> bytes | None:
         """GET a prefixed key."""
         with translate_errors():
-            value: bytes | None = await self.client.get(key)
-            return value
+            value = await self.client.get(key)
+            return value if value is None or isinstance(value, bytes) else value.encode()
 
     async def set(self, key: str, value: bytes | str, ttl: int | None = None) -> None:
         """SET a prefixed key with an optional TTL in seconds."""

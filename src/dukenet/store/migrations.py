@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 
-import asyncpg
-
 from dukenet.errors import DukenetError
-from dukenet.store.postgres import translate_errors
+from dukenet.store.postgres import Connection, Record, translate_errors
 
 # Arbitrary but fixed: identifies the migration lock among advisory locks.
 MIGRATION_LOCK_KEY = 0x64756B656E6574  # "dukenet"
@@ -78,7 +76,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
+async def _applied(conn: Connection) -> dict[int, Record]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return {}
@@ -86,8 +84,8 @@ async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
     return {row["version"]: row for row in rows}
 
 
-async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply every pending migration; return the ones this call applied."""
+async def upgrade(conn: Connection, target: int | None = None) -> list[Migration]:
+    """Apply pending migrations (up to version ``target`` if given); return those applied."""
     with translate_errors():
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
@@ -95,6 +93,8 @@ async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
             applied = await _applied(conn)
             done: list[Migration] = []
             for migration in load_migrations():
+                if target is not None and migration.version > target:
+                    break
                 row = applied.get(migration.version)
                 if row is not None:
                     if row["checksum"] != migration.checksum:
@@ -106,7 +106,8 @@ async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
                 async with conn.transaction():
                     await conn.execute(migration.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES ($1, $2, $3)",
                         migration.version,
                         migration.name,
                         migration.checksum,
@@ -117,7 +118,7 @@ async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
 
-async def status(conn: asyncpg.Connection) -> list[MigrationStatus]:
+async def status(conn: Connection) -> list[MigrationStatus]:
     """Every known migration with its applied time (None when pending)."""
     with translate_errors():
         applied = await _applied(conn)
@@ -131,7 +132,7 @@ async def status(conn: asyncpg.Connection) -> list[MigrationStatus]:
     ]
 
 
-async def ensure_log_partitions(conn: asyncpg.Connection, months_ahead: int = 3) -> int:
+async def ensure_log_partitions(conn: Connection, months_ahead: int = 3) -> int:
     """Maintenance: create execution-log partitions through ``months_ahead`` months ahead."""
     with translate_errors():
         created: int = await conn.fetchval("SELECT dukenet_ensure_log_partitions($1)", months_ahead)

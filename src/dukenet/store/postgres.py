@@ -11,9 +11,10 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
+import asyncpg.pool
 
 from dukenet.errors import (
     AlreadyExists,
@@ -23,8 +24,11 @@ from dukenet.errors import (
     InvalidInput,
 )
 
-Connection = asyncpg.Connection
-Record = asyncpg.Record
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+Isolation: TypeAlias = Literal["read_committed", "serializable", "repeatable_read"]
+Record: TypeAlias = asyncpg.Record
 
 
 class SerializationConflict(Conflict):
@@ -143,7 +147,9 @@ class Database:
                 yield conn
 
     @asynccontextmanager
-    async def transaction(self, *, isolation: str = "read_committed") -> AsyncIterator[Connection]:
+    async def transaction(
+        self, *, isolation: Isolation = "read_committed"
+    ) -> AsyncIterator[Connection]:
         """A primary connection inside one transaction; committed when the block succeeds."""
         with translate_errors():
             async with self.primary.acquire() as conn, conn.transaction(isolation=isolation):

@@ -1,0 +1,57 @@
+"""Shared helpers for benchmarks: percentiles, a rich table, and the JSON report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    """min, p50, p95, p99, max and mean of samples."""
+    return {
+        "min": min(samples),
+        "p50": percentile(samples, 50),
+        "p95": percentile(samples, 95),
+        "p99": percentile(samples, 99),
+        "max": max(samples),
+        "mean": statistics.fmean(samples),
+    }
+
+
+def report(
+    name: str, title: str, columns: list[str], rows: list[list[Any]], data: dict[str, Any]
+) -> Path:
+    """Print a table and write ``bench/results/{name}.json``."""
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        **data,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    Console().print(f"wrote {path}")
+    return path

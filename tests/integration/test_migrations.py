@@ -1,0 +1,514 @@
+"""The migrations build exactly the schema the code expects, safely and idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from dukenet.store import migrations
+from tests.conftest import create_database, database_url_for, drop_database
+
+# Every table, column and type of DATABASE-SCHEMA.md with its deliberate production changes.
+# Tables added by later migrations are listed in LATER_TABLES (their own tests cover them).
+EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
+    "agent_capabilities": {
+        "capability_id": "character varying(64)",
+        "agent_id": "character varying(64)",
+        "name": "character varying(255)",
+        "description": "text",
+        "version": "character varying(20)",
+        "input_schema": "jsonb",
+        "output_schema": "jsonb",
+        "deprecated": "boolean",
+        "pricing_model": "character varying(20)",
+        "price": "numeric(10,4)",
+        "currency": "character varying(10)",
+        "latency_p99_ms": "integer",
+        "availability_percent": "numeric(5,2)",
+        "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    "agent_ratings": {
+        "rating_id": "integer",
+        "agent_id": "character varying(64)",
+        "rater_agent_id": "character varying(64)",
+        "task_id": "uuid",
+        "rating": "numeric(3,2)",
+        "review": "text",
+        "created_at": "timestamp with time zone",
+    },
+    "agent_tags": {
+        "agent_id": "character varying(64)",
+        "tag": "character varying(100)",
+    },
+    "agents": {
+        "agent_id": "character varying(64)",
+        "public_key": "text",
+        "display_name": "character varying(255)",
+        "description": "text",
+        "endpoint_url": "text",
+        "status": "character varying(20)",
+        "created_at": "timestamp with time zone",
+        "last_heartbeat": "timestamp with time zone",
+        "owner_address": "character varying(42)",
+        "avatar_url": "text",
+        "trust_score": "numeric(5,2)",
+        "version": "character varying(20)",
+        "metadata": "jsonb",
+        "audit_cid": "text",
+        "updated_at": "timestamp with time zone",
+        "deregistered_at": "timestamp with time zone",
+    },
+    "schema_migrations": {
+        "version": "integer",
+        "name": "text",
+        "checksum": "text",
+        "applied_at": "timestamp with time zone",
+    },
+    "subtasks": {
+        "subtask_id": "uuid",
+        "parent_task_id": "uuid",
+        "name": "character varying(255)",
+        "description": "text",
+        "assigned_agent_id": "character varying(64)",
+        "status": "character varying(20)",
+        "priority": "integer",
+        "depends_on": "uuid[]",
+        "started_at": "timestamp with time zone",
+        "completed_at": "timestamp with time zone",
+        "input": "jsonb",
+        "output": "jsonb",
+        "output_mapping": "jsonb",
+        "cost": "numeric(10,4)",
+        "created_at": "timestamp with time zone",
+        "capability_name": "character varying(255)",
+        "constraints": "jsonb",
+        "pinned_agent_id": "character varying(64)",
+        "resolved_input": "jsonb",
+        "attempt": "integer",
+        "next_attempt_at": "timestamp with time zone",
+        "lease_expires_at": "timestamp with time zone",
+        "claimed_by": "character varying(255)",
+        "last_failed_agent_id": "character varying(64)",
+        "error_code": "character varying(50)",
+        "error": "text",
+    },
+    "task_execution_log": {
+        "log_id": "bigint",
+        "task_id": "uuid",
+        "subtask_id": "uuid",
+        "event_type": "character varying(50)",
+        "message": "text",
+        "error_code": "character varying(50)",
+        "timestamp": "timestamp with time zone",
+        "metadata": "jsonb",
+    },
+    "tasks": {
+        "task_id": "uuid",
+        "name": "character varying(255)",
+        "description": "text",
+        "created_by": "character varying(64)",
+        "created_at": "timestamp with time zone",
+        "status": "character varying(20)",
+        "priority": "character varying(10)",
+        "deadline": "timestamp with time zone",
+        "timeout_seconds": "integer",
+        "started_at": "timestamp with time zone",
+        "completed_at": "timestamp with time zone",
+        "input_schema": "jsonb",
+        "output_schema": "jsonb",
+        "actual_input": "jsonb",
+        "actual_output": "jsonb",
+        "cost_limit": "numeric(10,4)",
+        "estimated_cost": "numeric(10,4)",
+        "actual_cost": "numeric(10,4)",
+        "max_retries": "integer",
+        "current_retries": "integer",
+        "backoff_strategy": "character varying(20)",
+        "tags": "text[]",
+        "dependencies": "uuid[]",
+        "metadata": "jsonb",
+        "idempotency_key": "character varying(255)",
+        "error_code": "character varying(50)",
+        "error": "text",
+        "audit_cid": "text",
+    },
+    "transactions": {
+        "transaction_id": "uuid",
+        "buyer_agent_id": "character varying(64)",
+        "seller_agent_id": "character varying(64)",
+        "transaction_type": "character varying(20)",
+        "item_id": "character varying(100)",
+        "amount": "numeric(10,4)",
+        "currency": "character varying(10)",
+        "platform_fee": "numeric(10,4)",
+        "status": "character varying(20)",
+        "created_at": "timestamp with time zone",
+        "completed_at": "timestamp with time zone",
+        "payment_method": "character varying(50)",
+        "payment_reference": "character varying(100)",
+        "metadata": "jsonb",
+        "idempotency_key": "character varying(255)",
+        "subtask_id": "uuid",
+        "audit_cid": "text",
+    },
+    "trust_records": {
+        "record_id": "integer",
+        "agent_id": "character varying(64)",
+        "trust_score": "numeric(5,2)",
+        "reputation_score": "numeric(5,2)",
+        "rating": "numeric(3,2)",
+        "total_ratings": "integer",
+        "successful_transactions": "integer",
+        "failed_transactions": "integer",
+        "uptime_30d": "numeric(5,2)",
+        "uptime_90d": "numeric(5,2)",
+        "uptime_all_time": "numeric(5,2)",
+        "avg_latency_ms": "integer",
+        "p99_latency_ms": "integer",
+        "success_rate": "numeric(5,2)",
+        "verified_signer": "boolean",
+        "rate_limited": "boolean",
+        "fraud_flags": "integer",
+        "last_audit": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+}
+
+LATER_TABLES: set[str] = set()
+
+EXPECTED_INDEXES = {
+    "agents": {
+        "agents_pkey",
+        "agents_public_key_key",
+        "idx_agents_status",
+        "idx_agents_trust_score",
+        "idx_agents_last_heartbeat",
+        "idx_agents_metadata",
+    },
+    "agent_capabilities": {
+        "agent_capabilities_pkey",
+        "idx_capabilities_agent",
+        "idx_capabilities_name",
+        "idx_capabilities_deprecated",
+        "idx_capabilities_input_schema",
+        "idx_capabilities_name_live",
+    },
+    "agent_tags": {"agent_tags_pkey", "idx_agent_tags_tag"},
+    "trust_records": {"trust_records_pkey", "idx_trust_agent", "idx_trust_updated"},
+    "agent_ratings": {
+        "agent_ratings_pkey",
+        "agent_ratings_agent_id_rater_agent_id_task_id_key",
+        "idx_ratings_agent",
+        "idx_ratings_rater",
+        "idx_ratings_task",
+    },
+    "tasks": {
+        "tasks_pkey",
+        "tasks_created_by_idempotency_key_key",
+        "idx_tasks_status",
+        "idx_tasks_created_by",
+        "idx_tasks_created_at",
+        "idx_tasks_priority",
+        "idx_tasks_tags",
+        "idx_tasks_dependencies",
+        "idx_tasks_metadata",
+        "idx_tasks_created_by_created",
+    },
+    "subtasks": {
+        "subtasks_pkey",
+        "subtasks_parent_task_id_name_key",
+        "idx_subtasks_parent",
+        "idx_subtasks_status",
+        "idx_subtasks_claimable",
+        "idx_subtasks_leases",
+        "idx_subtasks_assigned_agent",
+        "idx_subtasks_depends_on",
+    },
+    "task_execution_log": {
+        "task_execution_log_pkey",
+        "idx_log_task",
+        "idx_log_timestamp",
+        "idx_log_subtask",
+    },
+    "transactions": {
+        "transactions_pkey",
+        "transactions_buyer_agent_id_idempotency_key_key",
+        "idx_transactions_buyer",
+        "idx_transactions_seller",
+        "idx_transactions_status",
+        "idx_transactions_metadata",
+        "idx_transactions_subtask",
+    },
+}
+GIN_INDEXES = {
+    "idx_agents_metadata",
+    "idx_capabilities_input_schema",
+    "idx_tasks_tags",
+    "idx_tasks_dependencies",
+    "idx_tasks_metadata",
+    "idx_subtasks_depends_on",
+    "idx_transactions_metadata",
+}
+
+_COLUMNS = """
+SELECT c.relname AS table_name, a.attname AS column_name,
+       format_type(a.atttypid, a.atttypmod) AS column_type
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum
+"""
+_INDEXES = """
+SELECT t.relname AS table_name, i.relname AS index_name, am.amname AS method
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_am am ON am.oid = i.relam
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname = 'public' AND NOT t.relispartition
+"""
+_PARTITIONS = """
+SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'task_execution_log'::regclass
+ORDER BY c.relname
+"""
+_CHECKS = """
+SELECT conrelid::regclass::text AS table_name, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace
+"""
+
+
+async def _schema(conn: asyncpg.Connection) -> dict[str, object]:
+    columns: dict[str, dict[str, str]] = {}
+    for row in await conn.fetch(_COLUMNS):
+        columns.setdefault(row["table_name"], {})[row["column_name"]] = row["column_type"]
+    indexes: dict[str, dict[str, str]] = {}
+    for row in await conn.fetch(_INDEXES):
+        indexes.setdefault(row["table_name"], {})[row["index_name"]] = row["method"]
+    partitions = {row["relname"]: row["bound"] for row in await conn.fetch(_PARTITIONS)}
+    checks = sorted((r["table_name"], r["definition"]) for r in await conn.fetch(_CHECKS))
+    return {"columns": columns, "indexes": indexes, "partitions": partitions, "checks": checks}
+
+
+@pytest.fixture
+def empty_database() -> object:
+    name = create_database()
+    yield database_url_for(name)
+    drop_database(name)
+
+
+def _month_start(months_ahead: int) -> datetime:
+    now = datetime.now(UTC)
+    month = now.month - 1 + months_ahead
+    return datetime(now.year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+async def test_design_phases_build_exactly_the_designed_schema(empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        applied = await migrations.upgrade(conn, target=4)
+        assert [m.name for m in applied] == ["core", "task_system", "marketplace", "optimization"]
+        schema = await _schema(conn)
+    finally:
+        await conn.close()
+    columns = schema["columns"]
+    assert isinstance(columns, dict)
+    assert set(columns) == set(EXPECTED_COLUMNS)
+    for table, expected in EXPECTED_COLUMNS.items():
+        assert columns[table] == expected, table
+    indexes = schema["indexes"]
+    assert isinstance(indexes, dict)
+    for table, names in EXPECTED_INDEXES.items():
+        assert set(indexes[table]) == names, table
+        for name in names & GIN_INDEXES:
+            assert indexes[table][name] == "gin", name
+    # No TIMESTAMP WITHOUT TIME ZONE anywhere.
+    assert not [
+        (t, c)
+        for t, cols in columns.items()
+        for c, ty in cols.items()
+        if ty.startswith("timestamp without")
+    ]
+    # Monthly partitions for the current month and the next three, plus DEFAULT.
+    partitions = schema["partitions"]
+    assert isinstance(partitions, dict)
+    expected_parts = {f"task_execution_log_{_month_start(i):%Y_%m}" for i in range(4)}
+    assert set(partitions) == expected_parts | {"task_execution_log_default"}
+    assert partitions["task_execution_log_default"] == "DEFAULT"
+    # Every enumerated column carries a CHECK constraint.
+    checks = " ".join(d for _, d in schema["checks"])  # type: ignore[union-attr]
+    for fragment in (
+        "'ACTIVE'",
+        "'SUSPENDED'",
+        "'per_call'",
+        "'EXECUTING'",
+        "'CANCELLED'",
+        "'RUNNING'",
+        "'SKILL_RENTAL'",
+        "'REFUNDED'",
+        "'exponential'",
+        "'RETRYING'",
+    ):
+        assert fragment in checks, fragment
+
+
+async def test_full_upgrade_keeps_the_design_and_adds_only_listed_tables(
+    empty_database: str,
+) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn)
+        schema = await _schema(conn)
+        statuses = await migrations.status(conn)
+    finally:
+        await conn.close()
+    columns = schema["columns"]
+    assert isinstance(columns, dict)
+    assert set(columns) == set(EXPECTED_COLUMNS) | LATER_TABLES
+    for table, expected in EXPECTED_COLUMNS.items():
+        # Later phases may add columns; none of the designed ones may change or vanish.
+        assert {c: columns[table][c] for c in expected} == expected, table
+    assert all(s.applied_at is not None for s in statuses)
+
+
+async def test_upgrade_twice_is_a_no_op(empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn)
+        before = await _schema(conn)
+        assert await migrations.upgrade(conn) == []
+        assert await _schema(conn) == before
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_upgrades_apply_each_file_once(empty_database: str) -> None:
+    conns = [await asyncpg.connect(empty_database) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrations.upgrade(c) for c in conns))
+        versions = [m.version for result in results for m in result]
+        assert sorted(versions) == [m.version for m in migrations.load_migrations()]
+        rows = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == sorted(versions)
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_changed_migration_file_is_refused(empty_database: str) -> None:
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn, target=1)
+        await conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+        with pytest.raises(migrations.MigrationError, match="changed after it was applied"):
+            await migrations.upgrade(conn)
+    finally:
+        await conn.close()
+
+
+async def _agent_and_task(conn: asyncpg.Connection) -> object:
+    await conn.execute("INSERT INTO agents (agent_id, public_key) VALUES ($1, 'pk-a')", "a" * 64)
+    return await conn.fetchval(
+        "INSERT INTO tasks (name, created_by, input_schema, output_schema)"
+        " VALUES ('t', $1, '{}', '{}') RETURNING task_id",
+        "a" * 64,
+    )
+
+
+async def test_far_future_log_row_lands_in_default_partition_and_moves_when_its_month_comes(
+    database_url: str,
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        task_id = await _agent_and_task(conn)
+        far = datetime.now(UTC) + timedelta(days=730)
+        soon = _month_start(5) + timedelta(days=3)
+        for when in (far, soon):
+            await conn.execute(
+                "INSERT INTO task_execution_log (task_id, event_type, timestamp)"
+                " VALUES ($1, 'STARTED', $2)",
+                task_id,
+                when,
+            )
+        where = await conn.fetch(
+            "SELECT tableoid::regclass::text AS part FROM task_execution_log ORDER BY timestamp"
+        )
+        assert [r["part"] for r in where] == ["task_execution_log_default"] * 2
+        # The maintenance step creates the months ahead and moves parked rows into them.
+        created = await migrations.ensure_log_partitions(conn, months_ahead=6)
+        assert created == 3
+        where = await conn.fetch(
+            "SELECT tableoid::regclass::text AS part FROM task_execution_log ORDER BY timestamp"
+        )
+        assert [r["part"] for r in where] == [
+            f"task_execution_log_{soon:%Y_%m}",
+            "task_execution_log_default",
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM task_execution_log") == 2
+        assert await migrations.ensure_log_partitions(conn, months_ahead=6) == 0
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "args"),
+    [
+        (
+            "INSERT INTO agents (agent_id, public_key, status) VALUES ($1, $2, 'BOGUS')",
+            ("b" * 64, "pk-b"),
+        ),
+        (
+            "INSERT INTO agents (agent_id, public_key, trust_score) VALUES ($1, $2, 101)",
+            ("c" * 64, "pk-c"),
+        ),
+        (
+            "INSERT INTO agents (agent_id, public_key, trust_score) VALUES ($1, $2, -1)",
+            ("d" * 64, "pk-d"),
+        ),
+        ("INSERT INTO agents (agent_id, public_key) VALUES ($1, $2)", ("NOT-HEX", "pk-e")),
+    ],
+)
+async def test_check_constraints_refuse_bad_values(
+    database_url: str, sql: str, args: tuple[str, ...]
+) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_check_constraints_on_money_and_tasks(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO agents (agent_id, public_key) VALUES ($1, 'pk-f')", "f" * 64
+            )
+            await conn.execute(
+                "INSERT INTO agents (agent_id, public_key) VALUES ($1, 'pk-9')", "9" * 64
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO transactions"
+                " (buyer_agent_id, seller_agent_id, transaction_type, amount)"
+                " VALUES ($1, $2, 'SKILL_RENTAL', -5)",
+                "f" * 64,
+                "9" * 64,
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO tasks (name, created_by, input_schema, output_schema, status)"
+                " VALUES ('t', $1, '{}', '{}', 'DONE')",
+                "f" * 64,
+            )
+    finally:
+        await conn.close()

@@ -1,0 +1,80 @@
+"""The store boundary: pools, replicas, PgBouncer mode, Redis prefix and error translation."""
+
+from __future__ import annotations
+
+import pytest
+
+from dukenet.errors import AlreadyExists, CacheUnavailable, DatabaseUnavailable, InvalidInput
+from dukenet.runtime import Services
+from dukenet.store.cache import Cache
+from dukenet.store.postgres import Database
+from tests.conftest import free_port
+
+
+async def test_driver_errors_become_dukenet_errors(services: Services) -> None:
+    agent = "1" * 64
+    async with services.db.transaction() as conn:
+        await conn.execute("INSERT INTO agents (agent_id, public_key) VALUES ($1, $2)", agent, "k1")
+    with pytest.raises(AlreadyExists) as info:
+        async with services.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO agents (agent_id, public_key) VALUES ($1, $2)", agent, "k2"
+            )
+    assert info.value.extra["constraint"] == "agents_pkey"
+    with pytest.raises(InvalidInput):
+        async with services.db.transaction() as conn:
+            await conn.execute("UPDATE agents SET trust_score = 500 WHERE agent_id = $1", agent)
+
+
+async def test_a_failed_transaction_writes_nothing(services: Services) -> None:
+    agent = "2" * 64
+    with pytest.raises(AlreadyExists):
+        async with services.db.transaction() as conn:
+            await conn.execute("INSERT INTO agents (agent_id, public_key) VALUES ($1, 'k3')", agent)
+            await conn.execute("INSERT INTO agents (agent_id, public_key) VALUES ($1, 'k3')", agent)
+    async with services.db.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM agents WHERE agent_id = $1", agent) == 0
+
+
+async def test_jsonb_round_trips_as_python_objects(services: Services) -> None:
+    async with services.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO agents (agent_id, public_key, metadata) VALUES ($1, 'k4', $2)",
+            "3" * 64,
+            {"region": "eu", "gpus": [1, 2]},
+        )
+    async with services.db.read() as conn:
+        stored = await conn.fetchval("SELECT metadata FROM agents WHERE agent_id = $1", "3" * 64)
+    assert stored == {"region": "eu", "gpus": [1, 2]}
+
+
+async def test_pgbouncer_mode_and_replica_pools(database_url: str) -> None:
+    db = await Database.connect(
+        database_url, [database_url], pgbouncer=True, min_size=1, max_size=2
+    )
+    try:
+        assert len(db.replicas) == 1
+        for _ in range(3):  # the same statement repeatedly, with no prepared-statement cache
+            async with db.read() as conn:
+                assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+        await db.ping()
+    finally:
+        await db.close()
+
+
+async def test_unreachable_database_is_database_unavailable() -> None:
+    with pytest.raises(DatabaseUnavailable):
+        await Database.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/x", min_size=1)
+
+
+async def test_cache_prefix_and_unavailable_redis(services: Services) -> None:
+    cache = services.cache
+    await cache.set(cache.key("agent", "abc"), b"v", ttl=30)
+    async with cache.guard() as client:
+        assert await client.get(services.settings.redis_prefix + "agent:abc") == b"v"
+    dead = Cache.connect(f"redis://127.0.0.1:{free_port()}/0", "x:")
+    try:
+        with pytest.raises(CacheUnavailable):
+            await dead.get(dead.key("anything"))
+    finally:
+        await dead.close()
