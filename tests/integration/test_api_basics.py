@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import contextlib
 import shutil
 import subprocess
 import time
