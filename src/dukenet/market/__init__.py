@@ -1,0 +1,1 @@
+"""Marketplace: transactions, fees, escrow settlement and the double-entry ledger."""

@@ -1,0 +1,1 @@
+"""Task orchestration: submission, DAG planning, input mapping, scheduling, workers, invocation."""

@@ -1,0 +1,1 @@
+"""Trust and reputation: ratings, trust scores, trust records, uptime."""
