@@ -178,7 +178,40 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 
-LATER_TABLES: set[str] = set()
+LATER_TABLES: set[str] = {
+    # 0005_registry
+    "agent_registrations",
+    "agent_status_changes",
+    "agent_uptime_intervals",
+    # 0006_audit
+    "audit_blocks",
+    "audit_paths",
+    "audit_log_queue",
+    "audit_log_leaves",
+    "audit_log_nodes",
+    "audit_checkpoints",
+    "audit_publish_cursors",
+    # 0007_market
+    "balances",
+    "idempotency_records",
+    "ledger_entries",
+    "ledger_movements",
+    "transaction_status_history",
+    # 0008_orchestration
+    "task_progress",
+    # 0009_search
+    "capability_search",
+    # 0010_trust
+    "agent_attempts",
+    "trust_agent_stats",
+    "trust_stats_state",
+    "trust_fraud_flags",
+    "agent_owner_proofs",
+    "trust_rate_limits",
+    "trust_recompute_runs",
+    "trust_network_scores",
+    "trust_pending_events",
+}
 
 EXPECTED_INDEXES = {
     "agents": {

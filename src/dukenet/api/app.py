@@ -13,9 +13,32 @@ from fastapi import FastAPI
 from dukenet import __version__
 from dukenet.api.middleware import BodySizeLimit, Metrics
 from dukenet.api.problems import install_problem_handlers
-from dukenet.api.routes import health, network
+from dukenet.api.routes import (
+    admin_agents,
+    agents,
+    audit,
+    balances,
+    capabilities,
+    gateway,
+    health,
+    network,
+    subtasks,
+    tasks,
+    transactions,
+)
+from dukenet.api.routes import auth as auth_routes
+from dukenet.api.routes import search as search_routes
+from dukenet.api.routes import trust as trust_routes
+from dukenet.audit import log as audit_log
+from dukenet.audit import publisher as audit_publisher
 from dukenet.config import Settings
+from dukenet.market.sweeper import market_sweeper
+from dukenet.orchestration.worker import run_embedded_worker
+from dukenet.registry.heartbeats import heartbeat_sweeper
 from dukenet.runtime import Services, open_services
+from dukenet.trust import cache as trust_cache
+from dukenet.trust.events import run_event_consumer
+from dukenet.trust.recompute import trust_recomputation_job
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +49,20 @@ BackgroundJob = Callable[[Services], Coroutine[Any, Any, None]]
 
 def background_jobs(settings: Settings) -> list[BackgroundJob]:
     """The long-running jobs this API process hosts."""
-    return []
+    jobs: list[BackgroundJob] = [audit_log.run_sequencer, heartbeat_sweeper]
+    jobs.append(market_sweeper)
+    jobs += [run_event_consumer, trust_recomputation_job]
+    if settings.ipfs_api:
+        jobs.append(audit_publisher.run_publisher)
+    if settings.embedded_worker:
+        jobs.append(run_embedded_worker)
+    return jobs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API. ``settings`` default to the ``DUKENET_*`` environment."""
     settings = settings or Settings()
+    trust_cache.use_invalidator(trust_routes.invalidate_agent_caches)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for router in (health.router, network.router):
+    for router in (health.router, network.router, audit.router, gateway.router):
+        app.include_router(router)
+    for router in (
+        agents.router,
+        auth_routes.router,
+        capabilities.router,
+        admin_agents.router,
+        transactions.router,
+        balances.router,
+        tasks.router,
+        subtasks.router,
+        trust_routes.router,
+        search_routes.router,
+    ):
         app.include_router(router)
     app.add_middleware(Metrics)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -1,0 +1,124 @@
+"""Authentication, authorization and rate-limit dependencies for every router.
+
+* ``CurrentAgent``: the authenticated agent's id from ``Authorization: Bearer <token>``
+  (401 ``UNAUTHORIZED`` without a live session, 403 ``AGENT_SUSPENDED`` for a suspended
+  agent, 503 ``CACHE_UNAVAILABLE`` while Redis, which holds sessions, is down).
+* ``AdminToken``: the operator's ``DUKENET_ADMIN_TOKEN`` (401 when missing, 403 when wrong
+  or when no operator token is configured).
+* ``require_self(agent_id, current)``: 403 ``FORBIDDEN`` unless they are the same agent.
+* ``rate_limit(family)``: a route dependency counting the caller's requests in that route
+  family (per agent when authenticated, per client address otherwise); 429 ``RATE_LIMITED``
+  with ``Retry-After``. Fails open while Redis is down (see ``dukenet.registry.ratelimit``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from dukenet.api.deps import ServicesDep
+from dukenet.errors import Forbidden, Unauthorized
+from dukenet.registry.ratelimit import RateLimiter, parse_limits
+from dukenet.registry.sessions import SessionStore
+from dukenet.runtime import Services
+
+_bearer = HTTPBearer(auto_error=False, description="A session token from POST /v1/auth/session")
+_admin_bearer = HTTPBearer(
+    scheme_name="OperatorToken", auto_error=False, description="DUKENET_ADMIN_TOKEN"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def session_store(services: Services) -> SessionStore:
+    """The session store for this process's services."""
+    return SessionStore(services.db, services.cache, services.settings.session_ttl)
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The bearer token, or 401 when the header is missing or not ``Bearer``."""
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("send Authorization: Bearer <token> (see POST /v1/auth/session)")
+    return credentials.credentials
+
+
+async def current_agent(services: ServicesDep, credentials: Credentials) -> str:
+    """The id of the agent whose live session token came with the request."""
+    return await session_store(services).authenticate(bearer_token(credentials))
+
+
+async def optional_agent(services: ServicesDep, credentials: Credentials) -> str | None:
+    """Like ``current_agent`` for routes that anonymous callers may use too."""
+    if credentials is None:
+        return None
+    return await current_agent(services, credentials)
+
+
+CurrentAgent = Annotated[str, Depends(current_agent)]
+OptionalAgent = Annotated[str | None, Depends(optional_agent)]
+
+
+def require_self(agent_id: str, current: str) -> None:
+    """403 ``FORBIDDEN`` unless the acting agent is ``agent_id`` itself."""
+    if agent_id != current:
+        raise Forbidden("an agent may change only its own resources")
+
+
+async def admin_token(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_bearer)],
+) -> None:
+    """Operator routes: the bearer token must equal ``DUKENET_ADMIN_TOKEN``."""
+    expected = services.settings.admin_token
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("operator routes need Authorization: Bearer <DUKENET_ADMIN_TOKEN>")
+    if expected is None:
+        raise Forbidden("operator routes are disabled: DUKENET_ADMIN_TOKEN is not set")
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Forbidden("wrong operator token")
+
+
+AdminToken = Annotated[None, Depends(admin_token)]
+
+
+def limiter(request: Request, services: Services) -> RateLimiter:
+    """The process's rate limiter (created on first use from ``DUKENET_RATE_LIMITS``)."""
+    found: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if found is None or found.cache is not services.cache:
+        found = RateLimiter(services.cache, parse_limits(services.settings.rate_limits))
+        request.app.state.rate_limiter = found
+    return found
+
+
+def client_address(request: Request) -> str:
+    """The caller's address for anonymous rate limits."""
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awaitable[None]]:
+    """A dependency counting this request against the caller's ``family`` limit.
+
+    With ``authenticated`` the route requires a session (and shares its ``CurrentAgent``);
+    otherwise a bearer token is optional and anonymous callers count per address.
+    """
+    if authenticated:
+
+        async def per_agent(request: Request, services: ServicesDep, caller: CurrentAgent) -> None:
+            await limiter(request, services).hit(caller, family)
+
+        per_agent.__name__ = f"rate_limit_{family}"
+        return per_agent
+
+    async def per_caller(request: Request, services: ServicesDep, caller: OptionalAgent) -> None:
+        await limiter(request, services).hit(caller or client_address(request), family)
+
+    per_caller.__name__ = f"rate_limit_{family}"
+    return per_caller
+
+
+async def hit_rate_limit(request: Request, services: Services, caller: str, family: str) -> None:
+    """Count a request whose caller is known only from the body (e.g. login)."""
+    await limiter(request, services).hit(caller, family)

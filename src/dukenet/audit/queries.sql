@@ -1,0 +1,99 @@
+-- Queries of the audit trail. Every value is a bind parameter.
+
+-- name: lock_path_and_read_head
+-- Serializes writers of one path until commit, then reads its current record.
+SELECT pg_advisory_xact_lock($1::int, hashtext($2)) AS locked,
+       (SELECT cid FROM audit_paths WHERE path = $2) AS head
+
+-- name: store_record
+-- Stores a record block, points its path at it and queues it for the log, in one round
+-- trip. A block that already existed is not queued twice.
+WITH block AS (
+  INSERT INTO audit_blocks (cid, data, links) VALUES ($1, $2, $3)
+  ON CONFLICT (cid) DO NOTHING
+  RETURNING cid
+), path AS (
+  INSERT INTO audit_paths (path, cid) VALUES ($4, $1)
+  ON CONFLICT (path) DO UPDATE SET cid = EXCLUDED.cid, updated_at = NOW()
+), queued AS (
+  INSERT INTO audit_log_queue (cid) SELECT cid FROM block
+)
+SELECT EXISTS (SELECT 1 FROM block) AS created
+
+-- name: store_block
+INSERT INTO audit_blocks (cid, data, links) VALUES ($1, $2, $3)
+ON CONFLICT (cid) DO NOTHING
+
+-- name: get_block
+SELECT data FROM audit_blocks WHERE cid = $1
+
+-- name: get_blocks
+SELECT cid, data, links FROM audit_blocks WHERE cid = ANY($1::text[])
+
+-- name: resolve_path
+SELECT path, cid, updated_at FROM audit_paths WHERE path = $1
+
+-- name: paths_with_prefix
+SELECT path, cid FROM audit_paths WHERE path LIKE $1 ESCAPE '\' ORDER BY path
+
+-- name: paths_for_cids
+SELECT path, cid FROM audit_paths WHERE cid = ANY($1::text[]) ORDER BY path
+
+-- name: all_block_cids
+SELECT cid FROM audit_blocks ORDER BY created_at, cid
+
+-- name: try_sequencer_lock
+SELECT pg_try_advisory_xact_lock($1::int, 0)
+
+-- name: tree_size
+SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM audit_log_leaves
+
+-- name: pending_entries
+SELECT queue_id, cid, queued_at FROM audit_log_queue ORDER BY queue_id LIMIT $1
+
+-- name: existing_leaves
+SELECT cid FROM audit_log_leaves WHERE cid = ANY($1::text[])
+
+-- name: delete_pending
+DELETE FROM audit_log_queue WHERE queue_id = ANY($1::bigint[])
+
+-- name: get_nodes
+SELECT n.level, n.idx, n.hash
+FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
+JOIN audit_log_nodes n ON n.level = k.level AND n.idx = k.idx
+
+-- name: leaf_by_cid
+SELECT leaf_index FROM audit_log_leaves WHERE cid = $1
+
+-- name: entries
+SELECT leaf_index, cid, integrated_at FROM audit_log_leaves
+WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index
+
+-- name: latest_checkpoint
+SELECT tree_size, root_hash, note, created_at FROM audit_checkpoints
+ORDER BY tree_size DESC LIMIT 1
+
+-- name: checkpoint_at
+SELECT tree_size, root_hash, note, created_at FROM audit_checkpoints WHERE tree_size = $1
+
+-- name: insert_checkpoint
+INSERT INTO audit_checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)
+ON CONFLICT (tree_size) DO NOTHING
+
+-- name: queue_length
+SELECT COUNT(*) FROM audit_log_queue
+
+-- name: publish_cursor
+INSERT INTO audit_publish_cursors (target) VALUES ($1)
+ON CONFLICT (target) DO UPDATE SET target = EXCLUDED.target
+RETURNING next_leaf
+
+-- name: lock_publish_cursor
+SELECT next_leaf FROM audit_publish_cursors WHERE target = $1 FOR UPDATE SKIP LOCKED
+
+-- name: advance_publish_cursor
+UPDATE audit_publish_cursors SET next_leaf = $2, last_error = NULL, updated_at = NOW()
+WHERE target = $1
+
+-- name: publish_failed
+UPDATE audit_publish_cursors SET last_error = $2, updated_at = NOW() WHERE target = $1

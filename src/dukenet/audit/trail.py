@@ -1,0 +1,176 @@
+"""Writing audit records: the API other domains call inside their own transactions.
+
+Each call builds the record, signs it with the network key, stores its block (and the
+blocks of large inputs/outputs), points the record's path at it and appends its CID to
+the Merkle log, all on the caller's connection, so the event and its record commit
+together or not at all. It returns the record's CID. Writing a path again (a refund after
+completion, a re-registration) keeps history: the new record links to the one before it
+through ``previous``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dukenet.audit import blockstore
+from dukenet.audit.codec import Block, Link, encode, make_block, normalize
+from dukenet.audit.log import AUDIT_LOCK_NAMESPACE
+from dukenet.audit.records import (
+    RECORD_VERSION,
+    RecordType,
+    now_rfc3339,
+    registration_path,
+    seal,
+    split_registration,
+    task_execution_path,
+    transaction_path,
+    verify_agent_signature,
+)
+from dukenet.errors import InvalidInput
+from dukenet.store.postgres import Connection, translate_errors
+from dukenet.store.sql import load_queries
+
+__all__ = [
+    "INLINE_LIMIT",
+    "Link",
+    "record_registration",
+    "record_task_execution",
+    "record_transaction",
+    "store_value",
+]
+
+QUERIES = load_queries("dukenet.audit", "queries.sql")
+
+# Inputs and outputs whose DAG-CBOR form is larger than this become blocks of their own,
+# linked from the record; smaller ones stay inline.
+INLINE_LIMIT = 1024
+_VALUE_FIELDS = ("input", "output", "resolved_input", "actual_input", "actual_output")
+
+
+async def store_value(conn: Connection, value: Any) -> Link:
+    """Store ``value`` as a block of its own and return a link to it (e.g. for a proof)."""
+    block = make_block(value)
+    await blockstore.put_block(conn, block)
+    return Link(block.cid)
+
+
+async def _inline_or_link(conn: Connection, value: Any) -> Any:
+    normalized = normalize(value)
+    if isinstance(normalized, dict | list) and len(encode(normalized)) > INLINE_LIMIT:
+        return await store_value(conn, value)
+    return value
+
+
+async def _externalize(conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
+    result = dict(item)
+    for name in _VALUE_FIELDS:
+        if result.get(name) is not None:
+            result[name] = await _inline_or_link(conn, result[name])
+    return result
+
+
+async def _write(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    record_type: RecordType,
+    path: str,
+    fields: dict[str, Any],
+) -> str:
+    """Seal and store one record at ``path``, linking the record it replaces."""
+    with translate_errors():
+        head = await conn.fetchval(
+            QUERIES["lock_path_and_read_head"], AUDIT_LOCK_NAMESPACE, path, column=1
+        )
+        record: dict[str, Any] = {
+            "type": record_type.value,
+            "version": RECORD_VERSION,
+            "timestamp": now_rfc3339(),
+            "path": path,
+            **fields,
+        }
+        if head is not None:
+            record["previous"] = Link(head)
+        block: Block = seal(network_key, record)
+        await conn.fetchval(QUERIES["store_record"], block.cid, block.data, list(block.links), path)
+    return block.cid
+
+
+def _required_id(value: dict[str, Any], name: str, field: str) -> str:
+    identifier = value.get(name)
+    if identifier is None or str(identifier) == "":
+        raise InvalidInput(f"{field} needs {name}", field=f"/{name}")
+    return str(identifier)
+
+
+async def record_registration(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    *,
+    agent_id: str,
+    registration: dict[str, Any],
+) -> str:
+    """Record an agent registration at ``/dukenet/agents/{agent_id}/registration``.
+
+    ``registration`` is the signed payload exactly as received (its ``signature`` must
+    verify with its ``public_key``); it is kept verbatim so anyone can re-check it.
+    """
+    verify_agent_signature(registration)
+    fields = {
+        "agent_id": agent_id,
+        "public_key": registration["public_key"],
+        "registered_at": registration.get("timestamp"),
+        "initial_metadata": split_registration(registration),
+        "registration": registration,
+    }
+    return await _write(
+        conn, network_key, RecordType.REGISTRATION, registration_path(agent_id), fields
+    )
+
+
+async def record_transaction(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    *,
+    transaction: dict[str, Any],
+    status_history: list[dict[str, Any]],
+    payment_proof: dict[str, Any],
+    completion_proof: dict[str, Any] | None,
+) -> str:
+    """Record a transaction (parties, amounts, fee, status history, payment and completion
+    proofs) at ``/dukenet/transactions/{transaction_id}``."""
+    transaction_id = _required_id(transaction, "transaction_id", "transaction")
+    fields = {
+        "transaction_id": transaction_id,
+        "transaction": transaction,
+        "status_history": status_history,
+        "payment_proof": payment_proof,
+        "completion_proof": completion_proof,
+    }
+    return await _write(
+        conn, network_key, RecordType.TRANSACTION, transaction_path(transaction_id), fields
+    )
+
+
+async def record_task_execution(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    *,
+    task: dict[str, Any],
+    subtasks: list[dict[str, Any]],
+    log: list[dict[str, Any]],
+) -> str:
+    """Record a task's execution (the task, its subtasks with assigned agents and the full
+    execution log) at ``/dukenet/tasks/{task_id}/execution``. Inputs and outputs larger
+    than ``INLINE_LIMIT`` bytes are stored as their own blocks and linked."""
+    task_id = _required_id(task, "task_id", "task")
+    fields = {
+        "task_id": task_id,
+        "task": await _externalize(conn, task),
+        "subtasks": [await _externalize(conn, subtask) for subtask in subtasks],
+        "log": log,
+    }
+    return await _write(
+        conn, network_key, RecordType.TASK_EXECUTION, task_execution_path(task_id), fields
+    )

@@ -1,0 +1,131 @@
+"""Transactions as dicts, and each transaction's audit record.
+
+The record at ``/dukenet/transactions/{id}`` carries the transaction (without the buyer's
+private ``metadata``), its status history, the payment proof (every ledger movement of the
+transaction with its entries) and the completion proof. It is written through the audit
+trail on the caller's connection, before the status change it describes, so both commit
+together and the transaction row can carry the record's CID.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dukenet.audit.trail import record_transaction
+from dukenet.market.ledger import Posting
+from dukenet.store.postgres import Connection, Record
+
+TRANSACTION_FIELDS = (
+    "transaction_id",
+    "buyer_agent_id",
+    "seller_agent_id",
+    "transaction_type",
+    "item_id",
+    "amount",
+    "held_amount",
+    "currency",
+    "platform_fee",
+    "status",
+    "status_reason",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "refunded_at",
+    "payment_method",
+    "payment_reference",
+    "metadata",
+    "subtask_id",
+    "completion_proof",
+    "audit_cid",
+)
+# Parts of a transaction left out of its public audit record: the buyer's free-form
+# metadata stays private, and the record's own CID cannot be inside it.
+_UNRECORDED = ("metadata", "audit_cid")
+
+
+def transaction_dict(row: Record) -> dict[str, Any]:
+    """A transaction row as the dict every caller gets (column names as keys)."""
+    return {name: row[name] for name in TRANSACTION_FIELDS}
+
+
+async def write_audit_record(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    locked: Record,
+    *,
+    status: str,
+    movement: str,
+    postings: list[Posting],
+    actor: str,
+    amount: Decimal,
+    fee: Decimal | None,
+    reason: str | None,
+    completion_proof: dict[str, Any] | None,
+) -> str:
+    """Write the audit record of a locked transaction as it is about to become, on the
+    caller's connection (so it commits with the change), and return its CID.
+
+    ``locked`` is the row of the ``lock_transaction`` query: the transaction with its
+    clock (``now``), next movement id, status history and ledger movements."""
+    now: datetime = locked["now"]
+    final = transaction_dict(locked)
+    final.update(status=status, amount=amount, platform_fee=fee, status_reason=reason)
+    final["updated_at"] = now
+    if status == "COMPLETED":
+        final["completed_at"] = now
+        final["completion_proof"] = completion_proof
+    if status == "REFUNDED":
+        final["refunded_at"] = now
+    for name in _UNRECORDED:
+        final.pop(name)
+    history = [
+        {"status": s, "actor": a, "reason": r, "changed_at": at}
+        for s, a, r, at in locked["history"]
+    ]
+    history.append({"status": status, "actor": actor, "reason": reason, "changed_at": now})
+    movements = [
+        {
+            "movement_id": movement_id,
+            "kind": kind,
+            "currency": currency,
+            "amount": total,
+            "created_at": created_at,
+            "entries": [
+                {"account": account, "agent_id": agent_id, "amount": value}
+                for account, agent_id, value in entries
+            ],
+        }
+        for movement_id, kind, currency, total, created_at, entries in locked["movements"]
+    ]
+    movements.append(
+        {
+            "movement_id": locked["next_movement_id"],
+            "kind": movement,
+            "currency": final["currency"],
+            "amount": amount,
+            "created_at": now,
+            "entries": [
+                {"account": p.account, "agent_id": p.agent_id, "amount": p.amount}
+                for p in postings
+                if p.amount != 0
+            ],
+        }
+    )
+    payment_proof = {
+        "payment_method": final["payment_method"],
+        "payment_reference": final["payment_reference"],
+        "ledger": movements,
+    }
+    return await record_transaction(
+        cast(asyncpg.Connection, conn),
+        network_key,
+        transaction=final,
+        status_history=history,
+        payment_proof=payment_proof,
+        completion_proof=final["completion_proof"],
+    )

@@ -1,0 +1,117 @@
+"""Running one state change: a database transaction, retried on a lost race, then the effects
+that must wait for its commit (the Redis status, the NOTIFY that wakes workers).
+
+Every state change of a task goes through ``transact``; the work function receives the
+connection inside the transaction and a ``Changes`` collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dukenet.errors import DukenetError
+from dukenet.orchestration import status
+from dukenet.orchestration.progress import Changes
+from dukenet.runtime import Services
+from dukenet.store.postgres import Connection, SerializationConflict
+from dukenet.store.sql import load_queries
+
+log = logging.getLogger(__name__)
+QUERIES = load_queries("dukenet.orchestration", "queries.sql")
+T = TypeVar("T")
+# A unit of work run by ``transact``: the connection in the transaction, and its changes.
+Work = Callable[[Connection, Changes], Awaitable[T]]
+# A deadlock between two changes of one task is rare (a cancellation racing a completion);
+# the loser is retried from the start.
+MAX_TRANSACTION_ATTEMPTS = 5
+_background: set[asyncio.Task[None]] = set()  # status writes in flight (kept referenced)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Settings the transitions need, taken from the process's services."""
+
+    network_key: Ed25519PrivateKey
+    fee_rate: Decimal
+    heartbeat_ttl: int
+    retry_base_delay: float
+    retry_max_delay: float
+    attempt_timeout_floor: float
+    attempt_timeout_cap: float
+
+    @classmethod
+    def from_services(cls, services: Services) -> Context:
+        """The context of this process."""
+        settings = services.settings
+        return cls(
+            network_key=services.network_key,
+            fee_rate=settings.platform_fee_rate,
+            heartbeat_ttl=settings.heartbeat_ttl,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
+            attempt_timeout_floor=settings.attempt_timeout_floor,
+            attempt_timeout_cap=settings.attempt_timeout_cap,
+        )
+
+
+async def transact(
+    services: Services,
+    work: Work[T],
+    *,
+    on_wake: Callable[[], None] | None = None,
+    publish_later: bool = False,
+) -> T:
+    """Run ``work`` in one transaction (again after a deadlock or serialization failure),
+    then publish the status snapshots and wake workers if READY work appeared.
+
+    With ``publish_later`` the status snapshots go to Redis in the background (they carry
+    their version, so a late one never overwrites a newer one): a worker dispatches the
+    calls it just claimed without waiting for Redis.
+    """
+    for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+        changes = Changes()
+        try:
+            async with services.db.transaction() as conn:
+                result = await work(conn, changes)
+        except SerializationConflict:
+            if attempt == MAX_TRANSACTION_ATTEMPTS:
+                raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+            continue
+        if publish_later and not changes.wake:
+            task = asyncio.create_task(status.publish(services.cache, changes.snapshots()))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+        else:
+            await after_commit(services, changes, on_wake=on_wake)
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def after_commit(
+    services: Services, changes: Changes, *, on_wake: Callable[[], None] | None = None
+) -> None:
+    """Effects of a committed change: NOTIFY for new READY work (first: latency matters
+    there) together with the status snapshots to Redis."""
+    if not changes.wake:
+        await status.publish(services.cache, changes.snapshots())
+        return
+    if on_wake is not None:
+        on_wake()
+    await asyncio.gather(_notify(services), status.publish(services.cache, changes.snapshots()))
+
+
+async def _notify(services: Services) -> None:
+    try:
+        async with services.db.acquire() as conn:
+            await conn.execute(QUERIES["notify_ready"])
+    except DukenetError as exc:  # workers poll as well; a lost wake-up only delays
+        log.warning("could not notify workers: %s", exc)

@@ -1,0 +1,154 @@
+"""Recording answers in batches: the worker's calls hand over their checked answers, and a
+few recorder loops commit whatever has queued up, many answers per transaction.
+
+Nothing waits on purpose: a recorder takes every answer that queued while the previous
+commit was running, so under load batches grow by themselves and at low load each answer
+is committed at once. Paid answers settle a payment each and are recorded alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from dukenet.errors import DukenetError
+from dukenet.orchestration.completion import (
+    Answer,
+    CannotSettle,
+    RecordOneByOne,
+    complete_attempts,
+)
+from dukenet.orchestration.engine import Context, transact
+from dukenet.orchestration.errors import FailureCode
+from dukenet.orchestration.outcomes import Failure, fail_attempt
+from dukenet.orchestration.progress import Changes
+from dukenet.runtime import Services
+from dukenet.store.postgres import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    answer: Answer
+    paid: bool
+    done: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Recorder:
+    """Batches answers into transactions; ``record`` returns COMPLETED, FAILED or STALE."""
+
+    def __init__(
+        self,
+        services: Services,
+        context: Context,
+        *,
+        max_batch: int,
+        loops: int = 2,
+        on_wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.services = services
+        self.context = context
+        self.max_batch = max_batch
+        self.loops = loops
+        self.on_wake = on_wake
+        self.batches = 0
+        self._queue: list[_Pending] = []
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start the recorder loops."""
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"dukenet-recorder-{n}")
+            for n in range(self.loops)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops once every queued answer is recorded."""
+        await asyncio.gather(*(p.done for p in list(self._queue)), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def record(self, answer: Answer, *, paid: bool) -> str:
+        """Queue an answer and wait until its transaction committed."""
+        pending = _Pending(answer, paid)
+        self._queue.append(pending)
+        self._ready.set()
+        return await pending.done
+
+    def _take(self) -> list[_Pending]:
+        first = self._queue.pop(0)
+        if first.paid:
+            return [first]
+        batch, kept = [first], []
+        for pending in self._queue:
+            if not pending.paid and len(batch) < self.max_batch:
+                batch.append(pending)
+            else:
+                kept.append(pending)
+        self._queue[:] = kept
+        return batch
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            batch = self._take()
+            try:
+                results = await self._commit(batch)
+            except DukenetError as exc:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                continue
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_result(results[pending.answer.subtask_id])
+
+    async def _commit(self, batch: list[_Pending]) -> dict[UUID, str]:
+        answers = [pending.answer for pending in batch]
+        self.batches += 1
+        try:
+            return await self._complete(answers)
+        except RecordOneByOne:
+            results: dict[UUID, str] = {}
+            for answer in answers:
+                results.update(await self._complete_single(answer))
+            return results
+        except CannotSettle as exc:
+            return await self._cannot_pay(answers[0], str(exc))
+
+    async def _complete(self, answers: list[Answer]) -> dict[UUID, str]:
+        context = self.context
+
+        async def work(conn: Connection, changes: Changes) -> dict[UUID, str]:
+            return await complete_attempts(conn, context, changes, answers)
+
+        return await transact(self.services, work, on_wake=self.on_wake)
+
+    async def _complete_single(self, answer: Answer) -> dict[UUID, str]:
+        try:
+            return await self._complete([answer])
+        except CannotSettle as exc:
+            return await self._cannot_pay(answer, str(exc))
+
+    async def _cannot_pay(self, answer: Answer, reason: str) -> dict[UUID, str]:
+        failure = Failure(FailureCode.INSUFFICIENT_FUNDS, reason, retryable=False)
+        context = self.context
+
+        async def work(conn: Connection, changes: Changes) -> bool:
+            return await fail_attempt(
+                conn, context, changes, answer.subtask_id, answer.attempt, failure
+            )
+
+        changed = await transact(self.services, work, on_wake=self.on_wake)
+        return {answer.subtask_id: "FAILED" if changed else "STALE"}

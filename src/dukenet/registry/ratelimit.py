@@ -1,0 +1,104 @@
+"""Per-caller, per-route-family rate limits in Redis (``ratelimit:{caller}:{family}``).
+
+A fixed-window counter updated by one atomic Lua script (INCR, set the window's expiry on
+the first hit, read the time left), so concurrent API processes share one count without a
+race. Limits use the ``limits`` library's notation (``"300/minute"``, ``"10/second"``).
+
+When Redis is unreachable the limiter *fails open*: the request is served and a warning is
+logged. Limits protect capacity, not correctness, and PostgreSQL stays the source of truth;
+failing closed would turn a cache outage into a full API outage, which the design forbids.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+
+from dukenet.errors import CacheUnavailable, RateLimited
+from dukenet.store.cache import Cache
+
+log = logging.getLogger(__name__)
+
+# Route families and their default limit per caller (an agent, or an anonymous address).
+DEFAULT_LIMITS: dict[str, str] = {
+    "register": "300/minute",
+    "auth": "60/minute",
+    "read": "1200/minute",
+    "write": "300/minute",
+    "heartbeat": "60/minute",
+}
+
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+
+def parse_limits(overrides: str = "") -> dict[str, RateLimitItem | None]:
+    """Defaults merged with ``family=limit`` pairs (comma separated; ``none`` disables)."""
+    chosen = dict(DEFAULT_LIMITS)
+    for pair in filter(None, (p.strip() for p in overrides.split(","))):
+        family, sep, value = pair.partition("=")
+        family, value = family.strip(), value.strip()
+        if not sep or family not in DEFAULT_LIMITS:
+            raise ValueError(
+                f"rate limit {pair!r}: expected family=limit with family in "
+                f"{', '.join(DEFAULT_LIMITS)}"
+            )
+        chosen[family] = value
+    return {
+        family: None if value.lower() == "none" else parse(value)
+        for family, value in chosen.items()
+    }
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The caller's count in the current window and the milliseconds until it resets."""
+
+    count: int
+    reset_ms: int
+
+
+class RateLimiter:
+    """Counts hits per caller and family; raises ``RateLimited`` with ``retry_after``."""
+
+    def __init__(self, cache: Cache, limits: dict[str, RateLimitItem | None]) -> None:
+        self.cache = cache
+        self.limits = limits
+        self._hit = cache.client.register_script(_HIT)
+        self._warned_at = 0.0
+
+    async def hit(self, caller: str, family: str) -> Usage | None:
+        """Count one request; ``None`` when the family is unlimited or Redis is down."""
+        limit = self.limits[family]
+        if limit is None:
+            return None
+        key = self.cache.key("ratelimit", caller, family)
+        window_ms = limit.get_expiry() * 1000
+        try:
+            async with self.cache.guard():
+                count, reset_ms = await self._hit(keys=[key], args=[window_ms])
+        except CacheUnavailable as exc:
+            now = time.monotonic()
+            if now - self._warned_at > 30:
+                self._warned_at = now
+                log.warning("rate limits not enforced (failing open): %s", exc.detail)
+            return None
+        usage = Usage(int(count), int(reset_ms))
+        if usage.count > limit.amount:
+            raise RateLimited(
+                f"more than {limit.amount} {family} requests per "
+                f"{limit.get_expiry()} s; retry later",
+                retry_after=max(1, math.ceil(usage.reset_ms / 1000)),
+            )
+        return usage

@@ -1,0 +1,266 @@
+"""The trust events other domains call: record a finished attempt, recompute a score.
+
+The orchestration engine, in the transaction that finishes an attempt::
+
+    async with db.transaction() as conn:
+        ...  # finish the attempt
+        await events.record_attempt(conn, agent_id=..., capability_id=..., subtask_id=...,
+                                    attempt=..., outcome="failure", caused_by_agent=True,
+                                    latency_ms=..., declared_p99_ms=...)
+        await events.recompute_trust(conn, cache, agent_id, reason="attempt")
+    await events.after_commit_invalidate(cache, [agent_id])
+
+Registry events (heartbeat expiry and revival, suspension, reinstatement) reach trust
+through an outbox that a trigger fills in the registry's own transaction (migration 0010);
+``run_event_consumer`` recomputes them. Ratings, fraud flags and owner proofs recompute
+directly in their own transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+
+from dukenet.errors import DukenetError, InvalidInput
+from dukenet.runtime import Services
+from dukenet.store.cache import Cache
+from dukenet.store.postgres import Connection, Database, translate_errors
+from dukenet.store.sql import load_queries
+from dukenet.trust import agent_scores, fraud, scoring
+from dukenet.trust.cache import after_commit_invalidate
+from dukenet.trust.errors import AgentNotFound
+from dukenet.trust.models import FraudFlag
+from dukenet.trust.parameters import LATENCY_BUCKETS, TrustParameters, default_parameters
+
+__all__ = [
+    "OUTCOMES",
+    "after_commit_invalidate",
+    "clear_fraud_flag",
+    "note_rate_limited",
+    "recompute_and_publish",
+    "recompute_trust",
+    "record_attempt",
+    "run_event_consumer",
+]
+
+QUERIES = load_queries("dukenet.trust", "queries.sql")
+OUTCOMES = frozenset({"success", "failure", "cancelled"})
+EVENT_CHANNEL = "dukenet_trust_events"
+log = logging.getLogger(__name__)
+
+
+async def record_attempt(
+    conn: Connection,
+    *,
+    agent_id: str,
+    capability_id: str | None,
+    subtask_id: UUID,
+    attempt: int,
+    outcome: str,
+    caused_by_agent: bool,
+    latency_ms: int | None,
+    declared_p99_ms: int | None,
+    params: TrustParameters | None = None,
+) -> None:
+    """Record a finished attempt inside the caller's transaction (idempotent per attempt).
+
+    ``outcome`` is ``success``, ``failure`` or ``cancelled``; a failure counts against the
+    agent only when ``caused_by_agent`` (timeout, 5xx, schema violation). Raises fraud flags
+    for self-dealing and failure bursts; the caller then calls ``recompute_trust``.
+    """
+    if outcome not in OUTCOMES:
+        raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
+    params = params or default_parameters()
+    with translate_errors():
+        context = await conn.fetchrow(QUERIES["attempt_context"], subtask_id, agent_id)
+        if context is None:
+            raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
+        inserted = await conn.fetchrow(
+            QUERIES["insert_attempt"],
+            subtask_id,
+            attempt,
+            agent_id,
+            capability_id,
+            outcome,
+            caused_by_agent,
+            latency_ms,
+            declared_p99_ms,
+            Decimal(repr(context["value"])).quantize(Decimal("0.0001")),
+        )
+        if inserted is None:
+            return  # this attempt was recorded before
+        at: float = inserted["at"]
+        weight = scoring.epoch_weight(at, context["epoch"], context["half_life_days"])
+        value_weight = min(
+            1.0, max(context["value_floor"], context["value"] / context["value_reference"])
+        )
+        counted = outcome != "cancelled"
+        success = outcome == "success"
+        failure = outcome == "failure" and caused_by_agent
+        measured = counted and latency_ms is not None
+        declared = measured and declared_p99_ms is not None
+        within = declared and latency_ms is not None and latency_ms <= (declared_p99_ms or 0)
+        bucket = scoring.latency_bucket(latency_ms) if measured and latency_ms is not None else None
+        window = math.floor(at / params.burst_window_seconds)
+        burst = await conn.fetchrow(
+            QUERIES["add_attempt_to_stats"],
+            agent_id,
+            int(success),
+            int(failure),
+            weight * value_weight if success else 0.0,
+            weight * value_weight if failure else 0.0,
+            weight if declared else 0.0,
+            weight if within else 0.0,
+            int(measured),
+            weight if measured else 0.0,
+            weight * latency_ms if measured and latency_ms is not None else 0.0,
+            bucket,
+            weight,
+            window,
+            int(failure),
+            int(counted),
+            inserted["finished_at"],
+            LATENCY_BUCKETS,
+        )
+    buyer = context["buyer"]
+    if (
+        success
+        and buyer != agent_id
+        and fraud.same_owner(context["seller_owner"], context["buyer_owner"])
+    ):
+        await fraud.flag_self_dealing(conn, agent_id, buyer, context["seller_owner"])
+    if failure and burst is not None:
+        counts = fraud.BurstCounts(
+            window=burst["burst_window"],
+            failures=burst["burst_failures"],
+            attempts=burst["burst_attempts"],
+            previous_failures=burst["prev_failures"],
+            previous_attempts=burst["prev_attempts"],
+        )
+        failures, attempts = fraud.burst_estimate(counts, at, params)
+        if fraud.is_burst(failures, attempts, params):
+            await fraud.flag_failure_burst(conn, agent_id, counts, failures, attempts)
+
+
+async def recompute_trust(
+    conn: Connection,
+    cache: Cache,
+    agent_id: str,
+    *,
+    reason: str,
+    params: TrustParameters | None = None,
+) -> Decimal:
+    """Recompute one agent's score inside the caller's transaction and return it.
+
+    Appends a trust record (every column filled, ``reason`` noted) and sets
+    ``agents.trust_score``. The agent's row stays locked until the caller commits, so
+    concurrent recomputations of one agent apply in order. After committing, the caller
+    calls ``after_commit_invalidate(cache, [agent_id])`` (``cache`` is accepted here so
+    callers hold everything they need in one place).
+    """
+    del cache  # invalidation happens after the caller's commit
+    evidence = await agent_scores.gather(conn, agent_id, params or default_parameters())
+    await agent_scores.store(conn, evidence, reason)
+    return evidence.trust_score
+
+
+async def recompute_and_publish(
+    db: Database,
+    cache: Cache,
+    agent_id: str,
+    *,
+    reason: str,
+    params: TrustParameters | None = None,
+) -> Decimal:
+    """Recompute one agent's score in a transaction of its own, then invalidate caches."""
+    async with db.transaction() as conn:
+        score = await recompute_trust(conn, cache, agent_id, reason=reason, params=params)
+    await after_commit_invalidate(cache, [agent_id])
+    return score
+
+
+async def clear_fraud_flag(
+    db: Database, cache: Cache, flag_id: int, reason: str, params: TrustParameters
+) -> FraudFlag:
+    """Operator: clear a fraud flag (its evidence is never re-raised) and recompute."""
+    async with db.transaction() as conn:
+        flag = await fraud.clear_flag_row(conn, flag_id, reason)
+        await recompute_trust(conn, cache, flag.agent_id, reason="flag_cleared", params=params)
+    await after_commit_invalidate(cache, [flag.agent_id])
+    return flag
+
+
+async def note_rate_limited(db: Database, cache: Cache, agent_id: str) -> None:
+    """Remember that ``agent_id`` was refused with 429 (the ``rate_limited`` penalty applies
+    for 24 h from the next recomputation). Written at most once a minute per agent; never
+    raises, so a 429 stays a 429."""
+    try:
+        async with cache.guard() as client:
+            first = await client.set(
+                cache.key("trust", "ratelimited", agent_id), b"1", nx=True, ex=60
+            )
+        if not first:
+            return
+        async with db.acquire() as conn:
+            await conn.execute(QUERIES["note_rate_limited"], agent_id)
+    except DukenetError as exc:
+        log.warning("could not note that %s was rate limited: %s", agent_id, exc.detail)
+
+
+async def process_pending_events(
+    db: Database, cache: Cache, params: TrustParameters, *, batch: int = 100
+) -> int:
+    """Recompute the agents of queued registry events (one transaction); return how many
+    events were handled."""
+    async with db.transaction() as conn:
+        rows = await conn.fetch(QUERIES["claim_pending_events"], batch)
+        reasons: dict[str, str] = {}
+        for row in rows:
+            reasons[row["agent_id"]] = row["reason"]  # the latest event names the record
+        recomputed = []
+        for agent_id, reason in reasons.items():
+            try:
+                async with conn.transaction():  # a savepoint: one bad agent skips only itself
+                    await recompute_trust(conn, cache, agent_id, reason=reason, params=params)
+            except AgentNotFound:
+                continue  # deregistered since
+            except DukenetError as exc:
+                log.warning("trust recomputation of %s failed: %s", agent_id, exc.detail)
+                continue  # the periodic recomputation catches up
+            recomputed.append(agent_id)
+    await after_commit_invalidate(cache, recomputed)
+    return len(rows)
+
+
+async def run_event_consumer(services: Services) -> None:
+    """Background job: recompute trust for registry events as they are queued (NOTIFY),
+    polling every few seconds as a fallback, until cancelled."""
+    params = TrustParameters.from_settings(services.settings)
+    wake = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    while True:
+        try:
+            async with services.db.acquire() as listener:
+                await listener.add_listener(EVENT_CHANNEL, notified)
+                try:
+                    while True:
+                        while await process_pending_events(services.db, services.cache, params):
+                            pass
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wake.wait(), timeout=5.0)
+                        wake.clear()
+                finally:
+                    with contextlib.suppress(asyncpg.InterfaceError, DukenetError, OSError):
+                        await listener.remove_listener(EVENT_CHANNEL, notified)
+        except DukenetError as exc:
+            log.warning("trust event consumer failed, retrying: %s", exc.detail)
+            await asyncio.sleep(2.0)
