@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from dukenet.runtime import Services
 
 
-def get_services(request: Request) -> Services:
-    """The ``Services`` opened by the app lifespan."""
+async def get_services(request: Request) -> Services:
+    """The ``Services`` opened by the app lifespan (async, so FastAPI needs no thread hop)."""
     services: Services = request.app.state.services
     return services
 

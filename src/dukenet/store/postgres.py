@@ -47,6 +47,8 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # Raised when the server dropped a pooled connection while it sat idle.
+    asyncpg.InternalClientError,
 )
 
 
