@@ -9,7 +9,10 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from dukenet.api.app import create_app
+from dukenet.config import Settings
 from dukenet.registry import heartbeats
+from dukenet.runtime import open_services
 from dukenet.trust import events
 from tests.integration.test_trust_support import (
     ADMIN,
@@ -18,6 +21,7 @@ from tests.integration.test_trust_support import (
     insert_agent,
     insert_task,
     network,
+    quiet_settings,
     records_of,
     trust_of,
     wait_for,
@@ -320,3 +324,25 @@ async def test_rate_limited_agents_lose_points_for_a_day(network: TrustNetwork) 
         )
     again = await events.recompute_and_publish(services.db, services.cache, agent, reason="check")
     assert float(again) == 50.0
+
+
+async def test_an_agent_refused_with_429_is_noted_as_rate_limited(settings: Settings) -> None:
+    limited = quiet_settings(
+        settings, rate_limits="write=none,read=2/minute,auth=none,register=none,heartbeat=none"
+    )
+    app = create_app(limited)
+    async with app.router.lifespan_context(app), open_services(limited) as services:
+        net = TrustNetwork(app, services)
+        try:
+            agent, auth = await net.register("Noisy")
+            codes = [
+                (await net.http.get(f"/v1/agents/{agent}", headers=auth)).status_code
+                for _ in range(3)
+            ]
+            assert codes == [200, 200, 429]
+            trust = await net.http.get(f"/v1/agents/{agent}/trust")  # anonymous: its own limit
+            assert trust.status_code == 200, trust.text
+            penalty = trust.json()["penalties"]["rate_limited"]
+            assert penalty["rate_limited"] is True and penalty["points"] > 0
+        finally:
+            await net.close()

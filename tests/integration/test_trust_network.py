@@ -39,6 +39,7 @@ async def _trade(
     await ratings.submit_rating(
         services.db,
         services.cache,
+        services.network_key,
         agent_id=seller,
         rater_id=buyer,
         task_id=task_id,

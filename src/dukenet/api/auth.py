@@ -9,6 +9,8 @@
 * ``rate_limit(family)``: a route dependency counting the caller's requests in that route
   family (per agent when authenticated, per client address otherwise); 429 ``RATE_LIMITED``
   with ``Retry-After``. Fails open while Redis is down (see ``dukenet.registry.ratelimit``).
+  An authenticated agent refused with 429 is noted for trust (the ``rate_limited``
+  penalty, ``trust.events.note_rate_limited``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dukenet.api.deps import ServicesDep
-from dukenet.errors import Forbidden, Unauthorized
+from dukenet.errors import Forbidden, RateLimited, Unauthorized
 from dukenet.registry.ratelimit import RateLimiter, parse_limits
 from dukenet.registry.sessions import SessionStore
 from dukenet.runtime import Services
+from dukenet.trust import events as trust_events
 
 _bearer = HTTPBearer(auto_error=False, description="A session token from POST /v1/auth/session")
 _admin_bearer = HTTPBearer(
@@ -98,6 +101,15 @@ def client_address(request: Request) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
+async def hit_as_agent(request: Request, services: Services, agent_id: str, family: str) -> None:
+    """Count a request of an authenticated agent; a 429 also counts against its trust."""
+    try:
+        await limiter(request, services).hit(agent_id, family)
+    except RateLimited:
+        await trust_events.note_rate_limited(services.db, services.cache, agent_id)
+        raise
+
+
 def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awaitable[None]]:
     """A dependency counting this request against the caller's ``family`` limit.
 
@@ -107,18 +119,22 @@ def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awa
     if authenticated:
 
         async def per_agent(request: Request, services: ServicesDep, caller: CurrentAgent) -> None:
-            await limiter(request, services).hit(caller, family)
+            await hit_as_agent(request, services, caller, family)
 
         per_agent.__name__ = f"rate_limit_{family}"
         return per_agent
 
     async def per_caller(request: Request, services: ServicesDep, caller: OptionalAgent) -> None:
-        await limiter(request, services).hit(caller or client_address(request), family)
+        if caller is None:
+            await limiter(request, services).hit(client_address(request), family)
+        else:
+            await hit_as_agent(request, services, caller, family)
 
     per_caller.__name__ = f"rate_limit_{family}"
     return per_caller
 
 
 async def hit_rate_limit(request: Request, services: Services, caller: str, family: str) -> None:
-    """Count a request whose caller is known only from the body (e.g. login)."""
+    """Count a request whose caller is known only from the body (e.g. login). Not noted
+    for trust: the caller is not authenticated, so anyone could name any agent."""
     await limiter(request, services).hit(caller, family)

@@ -1,4 +1,4 @@
-"""The three record kinds, sealing with the network key, and verification of a record block.
+"""The record kinds, sealing with the network key, and verification of a record block.
 
 Every record is a DAG-CBOR map with ``type``, ``version``, ``timestamp`` (RFC 3339 UTC),
 ``path``, ``signer`` (the network's base64 Ed25519 public key), an optional ``previous``
@@ -35,6 +35,7 @@ class RecordType(StrEnum):
     REGISTRATION = "dukenet/agent-registration"
     TASK_EXECUTION = "dukenet/task-execution"
     TRANSACTION = "dukenet/transaction"
+    RATING = "dukenet/rating"
 
 
 def registration_path(agent_id: str) -> str:
@@ -50,6 +51,11 @@ def task_execution_path(task_id: str) -> str:
 def transaction_path(transaction_id: str) -> str:
     """``/dukenet/transactions/{transaction_id}``."""
     return f"/dukenet/transactions/{transaction_id}"
+
+
+def rating_path(agent_id: str, rating_id: str) -> str:
+    """``/dukenet/agents/{agent_id}/ratings/{rating_id}``."""
+    return f"/dukenet/agents/{agent_id}/ratings/{rating_id}"
 
 
 def now_rfc3339() -> str:

@@ -21,6 +21,7 @@ from dukenet.audit.records import (
     RECORD_VERSION,
     RecordType,
     now_rfc3339,
+    rating_path,
     registration_path,
     seal,
     split_registration,
@@ -35,6 +36,7 @@ from dukenet.store.sql import load_queries
 __all__ = [
     "INLINE_LIMIT",
     "Link",
+    "record_rating",
     "record_registration",
     "record_task_execution",
     "record_transaction",
@@ -173,4 +175,26 @@ async def record_task_execution(
     }
     return await _write(
         conn, network_key, RecordType.TASK_EXECUTION, task_execution_path(task_id), fields
+    )
+
+
+async def record_rating(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    *,
+    rating: dict[str, Any],
+    task_cid: str | None,
+) -> str:
+    """Record an accepted rating at ``/dukenet/agents/{agent_id}/ratings/{rating_id}``,
+    linking the execution record of the rated task (``task_cid``) when it is known."""
+    agent_id = _required_id(rating, "agent_id", "rating")
+    rating_id = _required_id(rating, "rating_id", "rating")
+    fields = {
+        "agent_id": agent_id,
+        "rating_id": rating_id,
+        "rating": rating,
+        "task_execution": None if task_cid is None else Link(task_cid),
+    }
+    return await _write(
+        conn, network_key, RecordType.RATING, rating_path(agent_id, rating_id), fields
     )

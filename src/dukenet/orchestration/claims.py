@@ -83,9 +83,11 @@ async def claim(
         return result
     names = sorted({row["capability_name"] for row in rows})
     if candidates is None:
-        found = await selection.fetch_candidates(conn, names, context.heartbeat_ttl)
+        found = await selection.fetch_candidates(
+            conn, names, context.heartbeat_ttl, context.trust_threshold
+        )
     else:
-        found = await candidates.get(conn, names, context.heartbeat_ttl)
+        found = await candidates.get(conn, names, context.heartbeat_ttl, context.trust_threshold)
     budgets = {row["parent_task_id"]: _budget(row) for row in rows}
     now = datetime.now(UTC)
     starts: list[tuple[Record, selection.Candidate, Decimal, UUID | None, float]] = []

@@ -26,6 +26,7 @@ from dukenet.market import escrow
 from dukenet.orchestration import inputs, schemas
 from dukenet.orchestration.engine import Context
 from dukenet.orchestration.errors import FailureCode
+from dukenet.orchestration.feedback import FinishedAttempt
 from dukenet.orchestration.lifecycle import (
     Ending,
     FailedSubtask,
@@ -52,6 +53,7 @@ class Answer:
     attempt: int
     output: Any
     cost: Decimal | None  # what the agent charged; None: the quoted price
+    latency_ms: int | None = None  # how long the call took (None: a posted result)
 
 
 class RecordOneByOne(Exception):
@@ -87,13 +89,17 @@ async def check_answer(
     if problem is not None:
         where, message = problem
         return Failure(
-            FailureCode.OUTPUT_SCHEMA_VIOLATION, f"output{where}: {message}", retryable=True
+            FailureCode.OUTPUT_SCHEMA_VIOLATION,
+            f"output{where}: {message}",
+            retryable=True,
+            latency_ms=answer.latency_ms,
         )
     if answer.cost is not None and answer.cost > quoted:
         return Failure(
             FailureCode.INVALID_AGENT_RESPONSE,
             f"the agent charged {answer.cost}, more than its price {quoted}",
             retryable=True,
+            latency_ms=answer.latency_ms,
         )
     return None
 
@@ -129,6 +135,17 @@ async def complete_attempts(
             continue
         results[answer.subtask_id] = "COMPLETED"
         task_id: UUID = row["parent_task_id"]
+        changes.finished.append(
+            FinishedAttempt(
+                row["assigned_agent_id"],
+                row["capability_id"],
+                answer.subtask_id,
+                answer.attempt,
+                "success",
+                caused_by_agent=False,
+                latency_ms=answer.latency_ms,
+            )
+        )
         charged: Decimal = row["cost"]
         quoted: Decimal = row["quoted_price"] or ZERO
         if row["transaction_id"] is not None:

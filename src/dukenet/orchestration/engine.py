@@ -18,11 +18,12 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dukenet.errors import DukenetError
-from dukenet.orchestration import status
+from dukenet.orchestration import feedback, status
 from dukenet.orchestration.progress import Changes
 from dukenet.runtime import Services
 from dukenet.store.postgres import Connection, SerializationConflict
 from dukenet.store.sql import load_queries
+from dukenet.trust.events import after_commit_invalidate
 
 log = logging.getLogger(__name__)
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
@@ -42,6 +43,7 @@ class Context:
     network_key: Ed25519PrivateKey
     fee_rate: Decimal
     heartbeat_ttl: int
+    trust_threshold: Decimal  # agents trusted less are not selected
     retry_base_delay: float
     retry_max_delay: float
     attempt_timeout_floor: float
@@ -55,6 +57,7 @@ class Context:
             network_key=services.network_key,
             fee_rate=settings.platform_fee_rate,
             heartbeat_ttl=settings.heartbeat_ttl,
+            trust_threshold=settings.trust_selection_threshold,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
             attempt_timeout_floor=settings.attempt_timeout_floor,
@@ -72,6 +75,10 @@ async def transact(
     """Run ``work`` in one transaction (again after a deadlock or serialization failure),
     then publish the status snapshots and wake workers if READY work appeared.
 
+    The attempts ``work`` finished feed trust in the same transaction (one recomputation
+    per agent, see ``feedback``); the trust caches of those agents are invalidated after
+    the commit.
+
     With ``publish_later`` the status snapshots go to Redis in the background (they carry
     their version, so a late one never overwrites a newer one): a worker dispatches the
     calls it just claimed without waiting for Redis.
@@ -81,6 +88,9 @@ async def transact(
         try:
             async with services.db.transaction() as conn:
                 result = await work(conn, changes)
+                trusted = await feedback.record(
+                    conn, services.cache, services.settings, changes.finished
+                )
         except SerializationConflict:
             if attempt == MAX_TRANSACTION_ATTEMPTS:
                 raise
@@ -92,6 +102,7 @@ async def transact(
             task.add_done_callback(_background.discard)
         else:
             await after_commit(services, changes, on_wake=on_wake)
+        await after_commit_invalidate(services.cache, trusted)
         return result
     raise AssertionError("unreachable")  # pragma: no cover
 

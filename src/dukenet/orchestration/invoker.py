@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import email.utils
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -39,6 +40,7 @@ class Success:
 
     output: Any
     cost: Decimal | None
+    latency_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,17 @@ class Invoker:
         return body, headers
 
     async def invoke(self, assignment: Assignment) -> Outcome:
-        """Call the agent once, within the attempt's timeout."""
-        assert self._session is not None, "Invoker.start() first"
+        """Call the agent once, within the attempt's timeout; a success or failure carries
+        how long the call took (``latency_ms``, for the agent's trust)."""
         body, headers = self.request(assignment)
+        started = time.perf_counter()
+        outcome = await self._send(assignment, body, headers)
+        if isinstance(outcome, Accepted):
+            return outcome
+        return replace(outcome, latency_ms=round((time.perf_counter() - started) * 1000))
+
+    async def _send(self, assignment: Assignment, body: bytes, headers: dict[str, str]) -> Outcome:
+        assert self._session is not None, "Invoker.start() first"
         timeout = aiohttp.ClientTimeout(total=max(0.001, assignment.timeout))
         try:
             async with self._session.post(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from dukenet.orchestration import backoff
+from dukenet.orchestration import backoff, feedback
 from dukenet.orchestration.engine import Context
 from dukenet.orchestration.errors import FailureCode
 from dukenet.orchestration.lifecycle import FailedSubtask, end_task, release_hold
@@ -34,6 +34,7 @@ class Failure:
     retry_after: float | None = None
     counts: bool = True  # whether it uses up one of the subtask's retries
     task_code: str | None = None  # the task's error_code if this ends it (SUBTASK_FAILED)
+    latency_ms: int | None = None  # how long the call took, when the agent was called
 
 
 async def _running(conn: Connection, subtask_id: UUID, attempt: int) -> Record | None:
@@ -77,6 +78,17 @@ async def _fail_locked(
     task_id: UUID = row["parent_task_id"]
     subtask_id: UUID = row["subtask_id"]
     agent_id = row["assigned_agent_id"]
+    if agent_id is not None:
+        changes.finished.append(
+            feedback.failed_attempt(
+                agent_id,
+                row["capability_id"],
+                subtask_id,
+                row["attempt"],
+                failure.code,
+                failure.latency_ms,
+            )
+        )
     if failure.timed_out:
         changes.log(
             task_id,

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from dukenet.orchestration.feedback import FinishedAttempt
 from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
@@ -108,8 +109,9 @@ class Changes:
     log rows, then the task rows' counters. A transaction that must look at the new
     counters before deciding on more log rows (did the task just complete?) calls ``bump``
     and later ``write`` instead. Either may run more than once; each writes only what was
-    added since. ``snapshots()`` gives the newest status document per task for Redis, and
-    ``wake`` tells whether READY work appeared that workers should claim now.
+    added since. ``snapshots()`` gives the newest status document per task for Redis,
+    ``wake`` tells whether READY work appeared that workers should claim now, and
+    ``finished`` holds the attempts that ended, for trust (see ``feedback``).
     """
 
     deltas: dict[UUID, Delta] = field(default_factory=dict)
@@ -118,6 +120,7 @@ class Changes:
     statuses: dict[UUID, tuple[str, str | None]] = field(default_factory=dict)
     progress: dict[UUID, Record] = field(default_factory=dict)
     wake: bool = False
+    finished: list[FinishedAttempt] = field(default_factory=list)
 
     def delta(self, task_id: UUID) -> Delta:
         """The (possibly empty) counter delta of ``task_id``."""

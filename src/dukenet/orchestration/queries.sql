@@ -6,7 +6,8 @@
 
 -- name: eligible_capabilities
 -- Live capabilities of the given names: agent ACTIVE, registered, reachable, heartbeat
--- fresher than $2 seconds; capability not deprecated.
+-- fresher than $2 seconds, trust at least $3 (the selection threshold); capability not
+-- deprecated.
 SELECT c.capability_id, c.agent_id, c.name, c.pricing_model, c.price, c.currency,
        c.latency_p99_ms, c.input_schema, a.trust_score, a.endpoint_url
 FROM agent_capabilities c
@@ -17,9 +18,15 @@ WHERE c.name = ANY($1::text[])
   AND a.deregistered_at IS NULL
   AND a.endpoint_url IS NOT NULL
   AND a.last_heartbeat >= NOW() - make_interval(secs => $2)
+  AND a.trust_score >= $3
 
 -- name: capability_output_schema
 SELECT output_schema FROM agent_capabilities WHERE capability_id = $1
+
+-- name: declared_latencies
+-- The declared p99 latency of the capabilities whose attempts trust records.
+SELECT capability_id, latency_p99_ms FROM agent_capabilities
+WHERE capability_id = ANY($1::text[])
 
 -- name: available_balance
 SELECT available FROM balances WHERE agent_id = $1 AND currency = $2

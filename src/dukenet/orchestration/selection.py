@@ -1,7 +1,9 @@
 """Agent selection: which agents may take a subtask, and which of them is chosen.
 
-An agent is eligible when it is ACTIVE with a fresh heartbeat and offers a
-non-deprecated capability of the subtask's name (the SQL side, ``eligible_capabilities``),
+An agent is eligible when it is ACTIVE with a fresh heartbeat, its trust is at least the
+selection threshold (``DUKENET_TRUST_SELECTION_THRESHOLD``; below it the agent stays
+searchable but gets no work) and it offers a non-deprecated capability of the subtask's
+name (the SQL side, ``eligible_capabilities``),
 and when, here, the capability meets the subtask's constraints (``min_trust``,
 ``max_price``, ``max_latency_ms``), is the pinned agent if one is pinned, is priced in the
 task's currency (unless free), costs no more than the remaining budget and accepts the
@@ -81,10 +83,13 @@ class Requirements:
 
 
 async def fetch_candidates(
-    conn: Connection, names: list[str], heartbeat_ttl: int
+    conn: Connection, names: list[str], heartbeat_ttl: int, min_trust: Decimal
 ) -> dict[str, list[Candidate]]:
-    """Live capabilities of the given names, ranked, keyed by capability name."""
-    rows = await conn.fetch(QUERIES["eligible_capabilities"], names, float(heartbeat_ttl))
+    """Live capabilities of the given names of agents trusted at least ``min_trust``,
+    ranked, keyed by capability name."""
+    rows = await conn.fetch(
+        QUERIES["eligible_capabilities"], names, float(heartbeat_ttl), min_trust
+    )
     found: dict[str, list[Candidate]] = {name: [] for name in names}
     for row in rows:
         found[row["name"]].append(Candidate.from_record(row))
@@ -105,13 +110,13 @@ class CandidateCache:
         self._entries: dict[str, tuple[float, list[Candidate]]] = {}
 
     async def get(
-        self, conn: Connection, names: list[str], heartbeat_ttl: int
+        self, conn: Connection, names: list[str], heartbeat_ttl: int, min_trust: Decimal
     ) -> dict[str, list[Candidate]]:
         """Candidates by name, reading only the names whose entry expired."""
         now = time.monotonic()
         missing = [n for n in names if self._entries.get(n, (0.0, []))[0] <= now]
         if missing:
-            fresh = await fetch_candidates(conn, missing, heartbeat_ttl)
+            fresh = await fetch_candidates(conn, missing, heartbeat_ttl, min_trust)
             for name, found in fresh.items():
                 self._entries[name] = (now + self.ttl, found)
         return {name: self._entries[name][1] for name in names}

@@ -90,11 +90,13 @@ async def estimate_cost(
     planned: Plan,
     creator: str,
     heartbeat_ttl: int,
+    min_trust: Decimal,
 ) -> Decimal:
-    """The cheapest feasible plan: per subtask the lowest price among eligible agents.
-    ``NoEligibleAgent`` names the first subtask nobody can take."""
+    """The cheapest feasible plan: per subtask the lowest price among eligible agents
+    (trusted at least ``min_trust``). ``NoEligibleAgent`` names the first subtask nobody
+    can take."""
     names = sorted({subtask.spec.capability for subtask in planned.subtasks})
-    candidates = await selection.fetch_candidates(conn, names, heartbeat_ttl)
+    candidates = await selection.fetch_candidates(conn, names, heartbeat_ttl, min_trust)
     total = ZERO
     for subtask in planned.subtasks:
         spec = subtask.spec
@@ -158,10 +160,11 @@ async def submit_task(
     submission = parse_submission(body)
     planned = check_static(submission, datetime.now(UTC))
     heartbeat_ttl = services.settings.heartbeat_ttl
+    min_trust = services.settings.trust_selection_threshold
 
     async def work(conn: Connection, changes: Changes) -> tuple[UUID, bool]:
         start_now = await _check_dependencies(conn, creator, submission.dependencies)
-        estimate = await estimate_cost(conn, submission, planned, creator, heartbeat_ttl)
+        estimate = await estimate_cost(conn, submission, planned, creator, heartbeat_ttl, min_trust)
         if submission.cost_limit is not None and estimate > submission.cost_limit:
             raise CostLimitExceeded(
                 f"the cheapest feasible plan costs {estimate}, above cost_limit "

@@ -301,7 +301,14 @@ class Worker:
         subtask_id, attempt = assignment.subtask_id, assignment.attempt
         context = self.context
         if isinstance(outcome, Success):
-            answer = Answer(subtask_id, assignment.task_id, attempt, outcome.output, outcome.cost)
+            answer = Answer(
+                subtask_id,
+                assignment.task_id,
+                attempt,
+                outcome.output,
+                outcome.cost,
+                outcome.latency_ms,
+            )
             problem = await check_answer(
                 self.services.db, answer, assignment.capability_id, assignment.price
             )

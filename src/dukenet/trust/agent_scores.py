@@ -22,7 +22,7 @@ from dukenet.trust.parameters import DAY_SECONDS, LATENCY_BUCKETS, TrustParamete
 
 QUERIES = load_queries("dukenet.trust", "queries.sql")
 # The same evidence without locking the agent's row, for read-only explanations.
-READ_EVIDENCE = QUERIES["lock_agent_evidence"].replace("FOR UPDATE OF a", "")
+READ_EVIDENCE = QUERIES["lock_agent_evidence"].replace("FOR NO KEY UPDATE OF a", "")
 CENT = Decimal("0.01")
 
 

@@ -87,6 +87,9 @@ RETURNING burst_window, burst_failures, burst_attempts, prev_failures, prev_atte
 -- name: lock_agent_evidence
 -- Everything but the ratings that one agent's score needs; locks the agent's row so
 -- recomputations of one agent run one after the other and each sees the one before.
+-- FOR NO KEY UPDATE, not FOR UPDATE: transactions that inserted rows referencing the agent
+-- (attempts, payments) hold KEY SHARE on it, and two of them upgrading to FOR UPDATE
+-- would deadlock.
 -- $1 agent_id, $2 rate-limit window (hours)
 SELECT a.agent_id, a.status, a.owner_address, a.trust_score AS stored_score,
        EXTRACT(EPOCH FROM a.created_at)::float8 AS created_at,
@@ -129,7 +132,7 @@ CROSS JOIN LATERAL (
   WHERE i.agent_id = a.agent_id
 ) u
 WHERE a.agent_id = $1 AND a.deregistered_at IS NULL
-FOR UPDATE OF a;
+FOR NO KEY UPDATE OF a;
 
 -- name: agent_rating_evidence
 -- The ratings of one agent with what each is worth: the rater's network weight (none for a

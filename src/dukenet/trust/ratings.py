@@ -3,7 +3,8 @@
 A rating is accepted only when the rater created the task, the task is COMPLETED, the rated
 agent completed at least one of its subtasks, the rater is not the agent, the task completed
 within the rating window (30 days), and the rater has not rated this agent for this task
-before. The rating, the rated agent's recomputed score and its trust record commit together.
+before. The rating, its audit record (``/dukenet/agents/{id}/ratings/{rating_id}``), the
+rated agent's recomputed score and its trust record commit together.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dukenet.audit.trail import record_rating
 from dukenet.errors import InvalidInput
 from dukenet.store.cache import Cache
 from dukenet.store.postgres import Connection, Database, Record, translate_errors
@@ -95,6 +99,7 @@ async def _check_rules(
 async def submit_rating(
     db: Database,
     cache: Cache,
+    network_key: Ed25519PrivateKey,
     *,
     agent_id: str,
     rater_id: str,
@@ -103,7 +108,8 @@ async def submit_rating(
     review: str | None,
     params: TrustParameters,
 ) -> Rating:
-    """Accept a rating under the rules above and recompute the agent's trust with it."""
+    """Accept a rating under the rules above, record it in the audit trail (linking the
+    task's execution record) and recompute the agent's trust with it."""
     if agent_id == rater_id:
         raise SelfRating("an agent cannot rate itself", field="/agent_id")
     value = check_rating_value(rating)
@@ -125,12 +131,20 @@ async def submit_rating(
             raise RatingExists(
                 "this rater already rated this agent for this task", field="/task_id"
             )
+        accepted = rating_from_row(row)
+        cid = await record_rating(
+            conn,
+            network_key,
+            rating=accepted.model_dump(exclude={"audit_cid"}),
+            task_cid=context["audit_cid"],
+        )
+        await conn.execute(QUERIES["set_rating_audit_cid"], accepted.rating_id, cid)
         owner = context["agent_owner"]
         if owner is not None and owner == context["rater_owner"]:
             await fraud.flag_self_dealing(conn, agent_id, rater_id, owner)
         await events.recompute_trust(conn, cache, agent_id, reason="rating", params=params)
     await events.after_commit_invalidate(cache, [agent_id])
-    return rating_from_row(row)
+    return accepted.model_copy(update={"audit_cid": cid})
 
 
 def _encode_cursor(created_at: datetime, rating_id: int) -> str:

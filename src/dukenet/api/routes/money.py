@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from dukenet.api.auth import Credentials, bearer_token, hit_rate_limit, session_store
+from dukenet.api.auth import Credentials, bearer_token, hit_as_agent, session_store
 from dukenet.api.deps import ServicesDep
 from dukenet.market import idempotency
 from dukenet.runtime import Services
@@ -59,7 +59,7 @@ async def agent_or_operator(
         return Caller(None)
     agent_id = await session_store(services).authenticate(token)
     family = "read" if request.method == "GET" else "write"
-    await hit_rate_limit(request, services, agent_id, family)
+    await hit_as_agent(request, services, agent_id, family)
     return Caller(agent_id)
 
 

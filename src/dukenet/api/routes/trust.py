@@ -94,6 +94,7 @@ async def rate_agent(
     rating = await ratings.submit_rating(
         services.db,
         services.cache,
+        services.network_key,
         agent_id=agent_id,
         rater_id=current,
         task_id=body.task_id,

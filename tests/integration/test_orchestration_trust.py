@@ -1,0 +1,156 @@
+"""Trust and orchestration together: agents below the selection threshold get no work (but
+stay searchable), every finished attempt moves the agent's trust at once (record, score,
+cached agent), and a rating of the finished task lands in the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.test_orchestration_support import (
+    Network,
+    add_agent,
+    answer,
+    network,
+    sequence,
+    status,
+)
+
+__all__ = ["network"]
+pytestmark = pytest.mark.timeout(60)
+
+
+def single(capability: str = "x.run", **task: Any) -> dict[str, Any]:
+    """A task of one subtask."""
+    return {"name": "t", **task, "subtasks": [{"name": "only", "capability": capability}]}
+
+
+async def trust_records(network: Network, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's trust records, oldest first."""
+    async with network.services.db.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM trust_records WHERE agent_id = $1 ORDER BY record_id", agent_id
+        )
+    return [dict(row) for row in rows]
+
+
+async def test_an_agent_below_the_threshold_gets_no_work_but_stays_searchable(
+    network: Network,
+) -> None:
+    threshold = float(network.settings.trust_selection_threshold)
+    shady = await network.agent()
+    shady.on("x.shady", answer("should not be called"))
+    shady_id = await add_agent(
+        network.services, shady.url, [{"name": "x.shady"}], trust=str(threshold - 1)
+    )
+
+    response = await network.submit(single("x.shady"))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "NO_ELIGIBLE_AGENT"
+
+    found = await network.http.get(
+        "/v1/search/capabilities", params={"name": "x.shady", "min_trust": 0}
+    )
+    assert found.status_code == 200, found.text
+    assert [hit["agent"]["agent_id"] for hit in found.json()["items"]] == [shady_id]
+
+
+async def test_with_two_agents_the_low_trust_one_is_skipped(network: Network) -> None:
+    threshold = float(network.settings.trust_selection_threshold)
+    low, trusted = await network.agent(), await network.agent()
+    low.on("x.run", answer("from the low-trust agent"))
+    trusted.on("x.run", sequence(status(503), answer("from the trusted agent")))
+    await add_agent(network.services, low.url, [{"name": "x.run"}], trust=str(threshold - 5))
+    trusted_id = await add_agent(network.services, trusted.url, [{"name": "x.run"}], trust="60")
+    network.start_worker()
+    response = await network.submit(single(max_retries=2))
+    task = await network.wait_done(response.json()["task_id"])
+
+    # The retry would fail over to another eligible agent; the low-trust one is not one.
+    assert task["status"] == "COMPLETED"
+    assert (await network.subtasks(task["task_id"]))["only"]["assigned_agent_id"] == trusted_id
+    assert low.calls == [] and len(trusted.calls) == 2
+
+
+async def test_a_completed_attempt_adds_a_trust_record_and_its_rating_is_audited(
+    network: Network,
+) -> None:
+    agent = await network.agent()
+    agent.on("x.run", answer("done"))
+    agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}])
+    network.start_worker()
+    response = await network.submit(single())
+    task = await network.wait_done(response.json()["task_id"])
+    assert task["status"] == "COMPLETED"
+
+    records = await trust_records(network, agent_id)
+    assert [r["reason"] for r in records] == ["attempt"]
+    assert records[-1]["successful_transactions"] == 1
+    assert records[-1]["failed_transactions"] == 0
+    assert records[-1]["avg_latency_ms"] is not None  # measured by the invoker
+    async with network.services.db.acquire() as conn:
+        attempt = await conn.fetchrow(
+            "SELECT outcome, latency_ms, declared_p99_ms FROM agent_attempts WHERE agent_id = $1",
+            agent_id,
+        )
+    assert attempt is not None
+    assert (attempt["outcome"], attempt["declared_p99_ms"]) == ("success", 500)
+
+    # The creator rates the agent: the rating is an audit record linking the execution.
+    rated = await network.http.post(
+        f"/v1/agents/{agent_id}/ratings",
+        json={"task_id": task["task_id"], "rating": 4.5, "review": "good"},
+        headers=network.auth,
+    )
+    assert rated.status_code == 201, rated.text
+    rating = rated.json()
+    path = f"/dukenet/agents/{agent_id}/ratings/{rating['rating_id']}"
+    resolved = await network.http.get("/v1/audit/resolve", params={"path": path})
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["cid"] == rating["audit_cid"]
+    record = (await network.http.get(f"/v1/audit/records/{rating['audit_cid']}")).json()
+    assert record["type"] == "dukenet/rating"
+    assert record["rating"]["rating"] == 4.5
+    assert record["rating"]["rater_agent_id"] == network.creator.agent_id
+    assert record["rating"]["task_id"] == task["task_id"]
+    assert record["task_execution"] == {"/": task["audit_cid"]}
+
+
+async def test_a_failing_agent_loses_trust_and_its_cached_resource_shows_it(
+    network: Network,
+) -> None:
+    agent = await network.agent()
+    agent.on("x.run", status(503))
+    agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}], trust="50")
+    before = (await network.http.get(f"/v1/agents/{agent_id}")).json()  # fills agent:{id}
+    assert before["trust_score"] == 50.0
+    network.start_worker()
+    response = await network.submit(single(max_retries=2))
+    task = await network.wait_done(response.json()["task_id"])
+    assert task["status"] == "FAILED"
+
+    records = await trust_records(network, agent_id)
+    assert len(records) == 3 and {r["reason"] for r in records} == {"attempt"}
+    assert records[-1]["failed_transactions"] == 3
+    assert records[-1]["successful_transactions"] == 0
+    score = float(records[-1]["trust_score"])
+    assert score < 50.0
+    after = (await network.http.get(f"/v1/agents/{agent_id}")).json()
+    assert after["trust_score"] == score
+
+
+async def test_failures_the_agent_did_not_cause_do_not_count_against_it(
+    network: Network,
+) -> None:
+    agent = await network.agent()
+    agent.on("x.run", status(400, "not for me"))  # a rejected input: not the agent's fault
+    agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}])
+    network.start_worker()
+    response = await network.submit(single())
+    task = await network.wait_done(response.json()["task_id"])
+    assert task["status"] == "FAILED"
+
+    records = await trust_records(network, agent_id)
+    assert [r["reason"] for r in records] == ["attempt"]
+    assert records[-1]["failed_transactions"] == 0
