@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # Background jobs started with the app (sweepers, the embedded worker): each takes the
 # services and runs until cancelled. Domain issues register theirs in ``background_jobs``.
 BackgroundJob = Callable[[Services], Coroutine[Any, Any, None]]
+JOB_SHUTDOWN_GRACE = 10.0
 
 
 def background_jobs(settings: Settings) -> list[BackgroundJob]:
@@ -78,7 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                if tasks:
+                    # Bounded: a job that ignores cancellation must not hang shutdown.
+                    _, stuck = await asyncio.wait(tasks, timeout=JOB_SHUTDOWN_GRACE)
+                    for task in stuck:
+                        log.warning("background job %s did not stop in time", task.get_name())
 
     app = FastAPI(
         title="DukeNET",

@@ -7,8 +7,10 @@ replica lag. Exceptions raised inside these blocks leave as ``dukenet.errors`` t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, TypeAlias
@@ -23,6 +25,8 @@ from dukenet.errors import (
     DukenetError,
     InvalidInput,
 )
+
+log = logging.getLogger(__name__)
 
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -136,10 +140,18 @@ class Database:
         ]
         return cls(primary, replicas, url=url)
 
-    async def close(self) -> None:
-        """Close every pool."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Close every pool, waiting at most ``grace`` seconds for borrowed connections.
+
+        A connection still borrowed after that (a stuck job) is terminated, so shutting
+        down never hangs.
+        """
         for pool in [self.primary, *self.replicas]:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout=grace)
+            except TimeoutError:
+                log.warning("PostgreSQL pool did not close within %.0f s; terminating", grace)
+                pool.terminate()
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Connection]:
