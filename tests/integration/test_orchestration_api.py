@@ -314,6 +314,14 @@ async def test_the_claim_query_stays_on_the_partial_index(network: Network) -> N
             " FROM generate_series(1, 100000) g",
             task_id,
         )
+        # A realistic queue also holds work waiting for its backoff: with no READY row at
+        # all, every index is equally cheap and the planner's choice is a coin toss.
+        await conn.execute(
+            "INSERT INTO subtasks (parent_task_id, name, status, input, capability_name,"
+            " next_attempt_at) SELECT $1, 'w' || g, 'READY', '{}', 'x.run',"
+            " NOW() + INTERVAL '1 day' FROM generate_series(1, 200) g",
+            task_id,
+        )
         await conn.execute("ANALYZE subtasks")
     async with network.services.db.acquire() as conn:
         plan = await conn.fetchval(
