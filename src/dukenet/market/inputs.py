@@ -21,8 +21,9 @@ from pydantic import (
     StringConstraints,
 )
 
-from dukenet.market.fees import MAX_FUNDING_AMOUNT, MAX_TRANSACTION_AMOUNT, QUANTUM
+from dukenet.market.fees import MAX_FUNDING_AMOUNT, MAX_TRANSACTION_AMOUNT
 from dukenet.market.models import TransactionType
+from dukenet.validation import decimal_text, four_decimals
 
 AGENT_ID_PATTERN = r"^[0-9a-f]{64}$"
 MAX_METADATA_BYTES = 16_384
@@ -30,12 +31,7 @@ MAX_PROOF_BYTES = 65_536
 CURRENCY_PATTERN = r"^[A-Z][A-Z0-9]{2,9}$"
 
 
-def _money_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError('amount must be a decimal string such as "12.50"')
-    if isinstance(value, float | int):
-        return str(value)
-    return value
+_money_text = decimal_text('amount must be a decimal string such as "12.50"')
 
 
 def _positive(limit: Decimal) -> Any:
@@ -44,10 +40,7 @@ def _positive(limit: Decimal) -> Any:
             raise ValueError("amount must be a positive decimal")
         if value > limit:
             raise ValueError(f"amount must be at most {limit}")
-        quantized = value.quantize(QUANTUM)
-        if quantized != value:
-            raise ValueError("amount has more than 4 decimal places")
-        return quantized
+        return four_decimals(value, "amount ")
 
     return check
 

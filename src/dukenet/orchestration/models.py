@@ -27,11 +27,11 @@ from pydantic import (
 
 from dukenet.errors import InvalidInput
 from dukenet.orchestration import pointers
+from dukenet.validation import CAPABILITY_NAME, decimal_text, non_negative_amount
 
 MAX_SUBTASKS = 10_000
 MAX_DEPENDENCIES = 100
 MAX_TAGS = 32
-MONEY_LIMIT = Decimal("1000000")  # DECIMAL(10,4)
 
 Priority = Literal["LOW", "NORMAL", "HIGH"]
 BackoffStrategy = Literal["exponential", "linear", "fixed"]
@@ -43,33 +43,12 @@ PRIORITY_RANK: dict[str, int] = {"LOW": 0, "NORMAL": 1, "HIGH": 2}
 TERMINAL_TASK_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 OPEN_SUBTASK_STATES = ("PENDING", "READY", "ASSIGNED", "RUNNING")
 
-_CAPABILITY_NAME = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*(?:\.[a-z0-9]+(?:[_-][a-z0-9]+)*)*$")
 _SUBTASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{2,9}$")
 
 
-def _money_text(value: Any) -> Any:
-    """Money travels as decimal strings; JSON numbers are read through their shortest text."""
-    if isinstance(value, bool):
-        raise ValueError("money must be a decimal string")
-    if isinstance(value, float | int):
-        return str(value)
-    return value
-
-
-def _money(value: Decimal) -> Decimal:
-    if not value.is_finite() or value < 0:
-        raise ValueError("must be a decimal ≥ 0")
-    if value >= MONEY_LIMIT:
-        raise ValueError("must be below 1000000")
-    quantized = value.quantize(Decimal("0.0001"))
-    if quantized != value:
-        raise ValueError("has more than 4 decimal places")
-    return quantized
-
-
 def _capability_name(value: str) -> str:
-    if len(value) > 255 or not _CAPABILITY_NAME.match(value):
+    if len(value) > 255 or not CAPABILITY_NAME.match(value):
         raise ValueError("capability names are dotted lowercase words, e.g. text.summarize")
     return value
 
@@ -111,7 +90,11 @@ def _currency(value: str) -> str:
     return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_money_text), AfterValidator(_money)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(decimal_text("money must be a decimal string")),
+    AfterValidator(non_negative_amount()),
+]
 CapabilityName = Annotated[StrictStr, AfterValidator(_capability_name)]
 SubtaskName = Annotated[StrictStr, AfterValidator(_subtask_name)]
 Tag = Annotated[StrictStr, AfterValidator(_tag)]

@@ -32,6 +32,7 @@ from pydantic import (
 
 from dukenet import crypto
 from dukenet.errors import InvalidInput
+from dukenet.validation import CAPABILITY_NAME, decimal_text, non_negative_amount
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 100
@@ -40,7 +41,6 @@ MAX_URL_LENGTH = 2048
 MAX_INITIAL_CAPABILITIES = 64
 MAX_SCHEMA_BYTES = 65_536
 
-_CAPABILITY_NAME = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*(?:\.[a-z0-9]+(?:[_-][a-z0-9]+)*)*$")
 # Semantic Versioning 2.0.0, the regex published at semver.org.
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -48,7 +48,6 @@ _SEMVER = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{2,9}$")
-_PRICE_LIMIT = Decimal("1000000")  # DECIMAL(10,4)
 
 
 def _http_url(value: str) -> str:
@@ -106,26 +105,6 @@ def _metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _money(value: Any) -> Any:
-    """Prices travel as decimal strings; JSON numbers are read through their shortest text."""
-    if isinstance(value, bool):
-        raise ValueError("price must be a decimal string")
-    if isinstance(value, float | int):
-        return str(value)
-    return value
-
-
-def _price(value: Decimal) -> Decimal:
-    if not value.is_finite() or value < 0:
-        raise ValueError("price must be a decimal ≥ 0")
-    if value >= _PRICE_LIMIT:
-        raise ValueError("price must be below 1000000")
-    quantized = value.quantize(Decimal("0.0001"))
-    if quantized != value:
-        raise ValueError("price has more than 4 decimal places")
-    return quantized
-
-
 def _availability(value: Decimal) -> Decimal:
     if not value.is_finite() or not Decimal(0) <= value <= Decimal(100):
         raise ValueError("availability_percent must be between 0 and 100")
@@ -143,7 +122,7 @@ def _schema_document(value: Any) -> Any:
 
 
 def _capability_name(value: str) -> str:
-    if len(value) > 255 or not _CAPABILITY_NAME.match(value):
+    if len(value) > 255 or not CAPABILITY_NAME.match(value):
         raise ValueError(
             "capability names are lowercase words (a-z, 0-9, '-' or '_') separated by dots, "
             "e.g. text.summarize"
@@ -168,7 +147,11 @@ EthereumAddress = Annotated[StrictStr, AfterValidator(_ethereum_address)]
 Tag = Annotated[StrictStr, AfterValidator(_tag)]
 Tags = Annotated[list[Tag], AfterValidator(_tag_set)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_metadata)]
-Price = Annotated[Decimal, BeforeValidator(_money), AfterValidator(_price)]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(decimal_text("price must be a decimal string")),
+    AfterValidator(non_negative_amount("price ")),
+]
 Availability = Annotated[Decimal, AfterValidator(_availability)]
 CapabilityName = Annotated[StrictStr, AfterValidator(_capability_name)]
 SemanticVersion = Annotated[StrictStr, AfterValidator(_semver)]
