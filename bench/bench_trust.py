@@ -302,20 +302,31 @@ async def per_event(
     return full, recompute_only
 
 
-async def run(scale: float, events_count: int, seed: int, keep: bool) -> None:
+async def run(scale: float, events_count: int, seed: int, keep: bool, reuse: bool) -> None:
     agents, tasks = int(100_000 * scale), int(1_000_000 * scale)
     attempts = int(5_000_000 * scale)
     admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    await admin.close()
+    exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
     url = ADMIN_URL.rpartition("/")[0] + f"/{DATABASE}"
-    conn = await asyncpg.connect(url)
-    await migrations.upgrade(conn)
-    await conn.close()
-
     started = time.perf_counter()
-    counts = await build(url, agents, tasks, attempts, seed)
+    if reuse and exists:
+        await admin.close()
+        conn = await asyncpg.connect(url)
+        await migrations.upgrade(conn)
+        counts = {
+            table: await conn.fetchval(f"SELECT count(*) FROM {table}")
+            for table in ("agents", "tasks", "subtasks", "agent_ratings", "agent_attempts")
+        }
+        await conn.close()
+        print(f"reusing {DATABASE}: {counts}")
+    else:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+        await admin.close()
+        conn = await asyncpg.connect(url)
+        await migrations.upgrade(conn)
+        await conn.close()
+        counts = await build(url, agents, tasks, attempts, seed)
     build_seconds = time.perf_counter() - started
 
     params = TrustParameters()
@@ -433,8 +444,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="per-event updates to time")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use a kept benchmark database instead of building"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.scale, args.events, args.seed, args.keep))
+    asyncio.run(run(args.scale, args.events, args.seed, args.keep or args.reuse, args.reuse))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from dukenet import __version__
-from dukenet.api.middleware import BodySizeLimit, Metrics
+from dukenet.api.middleware import RequestEdge
 from dukenet.api.problems import install_problem_handlers
 from dukenet.api.routes import (
     admin_agents,
@@ -108,6 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_routes.router,
     ):
         app.include_router(router)
-    app.add_middleware(Metrics)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestEdge, limit=settings.max_body_bytes)
     return app

@@ -6,6 +6,8 @@
 * ``AdminToken``: the operator's ``DUKENET_ADMIN_TOKEN`` (401 when missing, 403 when wrong
   or when no operator token is configured).
 * ``require_self(agent_id, current)``: 403 ``FORBIDDEN`` unless they are the same agent.
+* ``hit_and_get(...)``: the same count for a hot cached read, with the cache GET in the
+  same Redis round trip.
 * ``rate_limit(family)``: a route dependency counting the caller's requests in that route
   family (per agent when authenticated, per client address otherwise); 429 ``RATE_LIMITED``
   with ``Retry-After``. Fails open while Redis is down (see ``dukenet.registry.ratelimit``).
@@ -108,6 +110,21 @@ async def hit_as_agent(request: Request, services: Services, agent_id: str, fami
     except RateLimited:
         await trust_events.note_rate_limited(services.db, services.cache, agent_id)
         raise
+
+
+async def hit_and_get(
+    request: Request, services: Services, caller: str | None, family: str, key: str
+) -> bytes | None:
+    """Count this request like ``rate_limit(family)`` and GET the (prefixed) cache ``key``
+    in the same Redis round trip; ``None`` for a miss or while Redis is down."""
+    counter = limiter(request, services)
+    try:
+        _, value = await counter.hit_and_get(caller or client_address(request), family, key)
+    except RateLimited:
+        if caller is not None:
+            await trust_events.note_rate_limited(services.db, services.cache, caller)
+        raise
+    return value if value is None or isinstance(value, bytes) else str(value).encode()
 
 
 def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awaitable[None]]:

@@ -1,4 +1,4 @@
-"""ASGI middleware: request body size limit (413) and Prometheus request metrics."""
+"""ASGI middleware: request body size limit (413) and Prometheus request metrics, in one layer."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ def _problem_413(limit: int) -> bytes:
     )
 
 
-class BodySizeLimit:
-    """Refuse bodies above ``limit`` bytes with 413, by Content-Length or while streaming."""
+class RequestEdge:
+    """The one ASGI layer in front of every HTTP request (one layer, not two, because each
+    layer costs every request a call and a wrapped ``send``):
+
+    * refuses bodies above ``limit`` bytes with 413, by Content-Length or while streaming
+      (only requests that declare a body get their ``receive`` wrapped);
+    * counts requests and times them per route template (not per concrete path).
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -38,7 +44,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
+        started = time.perf_counter()
+        status = 500
+        has_body = False
+        for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -46,7 +55,11 @@ class BodySizeLimit:
                     declared = 0
                 if declared > self.limit:
                     await self._reject(send)
+                    self._observe(scope, 413, started)
                     return
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
         received = 0
         too_large = False
 
@@ -62,13 +75,29 @@ class BodySizeLimit:
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        async def guarded_send(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                if too_large:
+                    status = 413
+                    await self._reject(send)
+                    return
+                status = message["status"]
             if not too_large:
                 await send(message)
-            elif message["type"] == "http.response.start":
-                await self._reject(send)
 
-        await self.app(scope, limited_receive, guarded_send)
+        try:
+            await self.app(scope, limited_receive if has_body else receive, edge_send)
+        finally:
+            self._observe(scope, status, started)
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "GET")
+        REQUESTS.labels(method, template, str(status)).inc()
+        LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
     async def _reject(self, send: Send) -> None:
         body = _problem_413(self.limit)
@@ -83,32 +112,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class Metrics:
-    """Count requests and time them per route template (not per concrete path)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - started)

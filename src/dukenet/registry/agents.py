@@ -175,15 +175,19 @@ async def register(
     )
 
 
-async def agent_json(db: Database, cache: Cache, agent_id: str) -> bytes:
-    """The agent resource as JSON bytes, from ``agent:{id}`` or PostgreSQL (then cached)."""
+async def agent_json(
+    db: Database, cache: Cache, agent_id: str, *, prefetched: bytes | None = None
+) -> bytes:
+    """The agent resource as JSON bytes, from ``agent:{id}`` or PostgreSQL (then cached).
+
+    ``prefetched``: the raw ``agent:{id}`` value if the caller already read it."""
 
     async def load() -> bytes | None:
         async with db.acquire() as conn:
             row = await conn.fetchrow(QUERIES["get_agent"], agent_id)
         return None if row is None else agent_from_row(row).model_dump_json().encode()
 
-    found = await AgentCache.of(cache).read(agent_id, load)
+    found = await AgentCache.of(cache).read(agent_id, load, prefetched=prefetched)
     if found is None:
         raise AgentNotFound(f"no registered agent {agent_id}")
     return found

@@ -71,13 +71,24 @@ class AgentCache:
         return self.cache.key("registry", "version")
 
     async def read(
-        self, agent_id: str, load: Callable[[], Awaitable[bytes | None]]
+        self,
+        agent_id: str,
+        load: Callable[[], Awaitable[bytes | None]],
+        *,
+        prefetched: bytes | None = None,
     ) -> bytes | None:
-        """The cached JSON of an agent, else ``load()`` from PostgreSQL (filling the cache)."""
+        """The cached JSON of an agent, else ``load()`` from PostgreSQL (filling the cache).
+
+        ``prefetched`` is the raw value of ``key(agent_id)`` that the caller already read
+        in another round trip (``RateLimiter.hit_and_get``); a hit is returned as it is.
+        """
         if self.pending:
             await self.flush_pending()
         if agent_id in self.pending:
             return await load()
+        hit = self.cached(prefetched)
+        if hit is not None:
+            return hit
         key = self.key(agent_id)
         lease = _LEASE_PREFIX + secrets.token_hex(8).encode()
         try:

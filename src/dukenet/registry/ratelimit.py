@@ -42,6 +42,17 @@ end
 return {count, ttl}
 """
 
+# The same count, plus a GET of another key in the same round trip (``hit_and_get``).
+_HIT_AND_GET = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl, redis.call('GET', KEYS[2])}
+"""
+
 
 def parse_limits(overrides: str = "") -> dict[str, RateLimitItem | None]:
     """Defaults merged with ``family=limit`` pairs (comma separated; ``none`` disables)."""
@@ -76,6 +87,7 @@ class RateLimiter:
         self.cache = cache
         self.limits = limits
         self._hit = cache.client.register_script(_HIT)
+        self._hit_and_get = cache.client.register_script(_HIT_AND_GET)
         self._warned_at = 0.0
 
     async def hit(self, caller: str, family: str) -> Usage | None:
@@ -89,12 +101,34 @@ class RateLimiter:
             async with self.cache.guard():
                 count, reset_ms = await self._hit(keys=[key], args=[window_ms])
         except CacheUnavailable as exc:
-            now = time.monotonic()
-            if now - self._warned_at > 30:
-                self._warned_at = now
-                log.warning("rate limits not enforced (failing open): %s", exc.detail)
+            self._warn_open(exc)
             return None
-        usage = Usage(int(count), int(reset_ms))
+        return self._check(limit, family, Usage(int(count), int(reset_ms)))
+
+    async def hit_and_get(self, caller: str, family: str, key: str) -> tuple[bool, bytes | None]:
+        """Count one request and GET ``key`` (already prefixed) in one Redis round trip.
+
+        Returns ``(True, value)`` (``value`` is ``None`` for a missing key), or
+        ``(False, None)`` when Redis is unreachable (the request is then not counted, as
+        in ``hit``). Raises ``RateLimited`` like ``hit``; the value is not read then.
+        The hot cached reads (``GET /v1/agents/{id}``) use it to save a round trip.
+        """
+        limit = self.limits[family]
+        try:
+            async with self.cache.guard() as client:
+                if limit is None:
+                    return True, await client.get(key)
+                count, reset_ms, value = await self._hit_and_get(
+                    keys=[self.cache.key("ratelimit", caller, family), key],
+                    args=[limit.get_expiry() * 1000],
+                )
+        except CacheUnavailable as exc:
+            self._warn_open(exc)
+            return False, None
+        self._check(limit, family, Usage(int(count), int(reset_ms)))
+        return True, value
+
+    def _check(self, limit: RateLimitItem, family: str, usage: Usage) -> Usage:
         if usage.count > limit.amount:
             raise RateLimited(
                 f"more than {limit.amount} {family} requests per "
@@ -102,3 +136,9 @@ class RateLimiter:
                 retry_after=max(1, math.ceil(usage.reset_ms / 1000)),
             )
         return usage
+
+    def _warn_open(self, exc: CacheUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 30:
+            self._warned_at = now
+            log.warning("rate limits not enforced (failing open): %s", exc.detail)

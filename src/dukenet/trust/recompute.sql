@@ -195,44 +195,50 @@ LOCK TABLE agent_attempts, trust_agent_stats IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: rebuild_sums
 -- Aggregates of every agent's attempts with the given epoch-anchored decay and value weight.
+-- One scan: sums per (agent, latency bucket) first (a parallel-safe aggregate over the raw
+-- rows), then per agent over its few bucket groups (bucket NULL: attempts without latency).
 -- $1 epoch (seconds), $2 half-life days, $3 value reference, $4 value floor,
 -- $5 histogram buckets, $6 histogram growth
-WITH weighted AS (
-  SELECT agent_id, outcome, caused_by_agent, latency_ms, declared_p99_ms, finished_at,
-         power(2::float8, (EXTRACT(EPOCH FROM finished_at)::float8 - $1::float8)
-                          / ($2::float8 * 86400)) AS w,
-         LEAST(1::float8, GREATEST($4::float8, value::float8 / $3::float8)) AS vw
-  FROM agent_attempts
-  WHERE outcome <> 'cancelled'
-), buckets AS (
-  SELECT agent_id,
-         LEAST($5::int - 1, floor(ln(GREATEST(latency_ms, 1)) / ln($6::float8))::int) + 1
-           AS bucket,
-         sum(w) AS weight
-  FROM weighted WHERE latency_ms IS NOT NULL
-  GROUP BY 1, 2
-), histograms AS (
-  SELECT agent_id, array_agg(bucket ORDER BY bucket) AS buckets,
-         array_agg(weight ORDER BY bucket) AS weights
-  FROM buckets GROUP BY agent_id
-)
-SELECT s.*, h.buckets, h.weights
-FROM (
-  SELECT agent_id,
-         count(*) FILTER (WHERE outcome = 'success')::int AS successful,
-         count(*) FILTER (WHERE outcome = 'failure' AND caused_by_agent)::int AS failed,
-         COALESCE(sum(w * vw) FILTER (WHERE outcome = 'success'), 0) AS success_weight,
-         COALESCE(sum(w * vw) FILTER (WHERE outcome = 'failure' AND caused_by_agent), 0)
-           AS failure_weight,
-         COALESCE(sum(w) FILTER (WHERE latency_ms IS NOT NULL AND declared_p99_ms IS NOT NULL), 0)
-           AS declared_weight,
-         COALESCE(sum(w) FILTER (WHERE latency_ms <= declared_p99_ms), 0) AS within_weight,
-         count(latency_ms)::int AS measured,
-         COALESCE(sum(w) FILTER (WHERE latency_ms IS NOT NULL), 0) AS measured_weight,
-         COALESCE(sum(w * latency_ms), 0) AS latency_weighted,
+WITH per_bucket AS (
+  SELECT agent_id, bucket,
+         count(*) FILTER (WHERE outcome = 'success') AS successful,
+         count(*) FILTER (WHERE outcome = 'failure' AND caused_by_agent) AS failed,
+         sum(w * vw) FILTER (WHERE outcome = 'success') AS success_weight,
+         sum(w * vw) FILTER (WHERE outcome = 'failure' AND caused_by_agent) AS failure_weight,
+         sum(w) FILTER (WHERE declared_p99_ms IS NOT NULL) AS declared_weight,
+         sum(w) FILTER (WHERE latency_ms <= declared_p99_ms) AS within_weight,
+         count(latency_ms) AS measured,
+         sum(w) FILTER (WHERE latency_ms IS NOT NULL) AS measured_weight,
+         sum(w * latency_ms) AS latency_weighted,
          max(finished_at) AS last_attempt_at
-  FROM weighted GROUP BY agent_id
-) s LEFT JOIN histograms h USING (agent_id);
+  FROM (
+    SELECT agent_id, outcome, caused_by_agent, latency_ms, declared_p99_ms, finished_at,
+           CASE WHEN latency_ms IS NOT NULL THEN
+             LEAST($5::int - 1, floor(ln(GREATEST(latency_ms, 1)) / ln($6::float8))::int) + 1
+           END AS bucket,
+           power(2::float8, (EXTRACT(EPOCH FROM finished_at)::float8 - $1::float8)
+                            / ($2::float8 * 86400)) AS w,
+           LEAST(1::float8, GREATEST($4::float8, value::float8 / $3::float8)) AS vw
+    FROM agent_attempts
+    WHERE outcome <> 'cancelled'
+  ) raw
+  GROUP BY agent_id, bucket
+)
+SELECT agent_id,
+       sum(successful)::int AS successful,
+       sum(failed)::int AS failed,
+       COALESCE(sum(success_weight), 0) AS success_weight,
+       COALESCE(sum(failure_weight), 0) AS failure_weight,
+       COALESCE(sum(declared_weight) FILTER (WHERE bucket IS NOT NULL), 0) AS declared_weight,
+       COALESCE(sum(within_weight), 0) AS within_weight,
+       sum(measured)::int AS measured,
+       COALESCE(sum(measured_weight), 0) AS measured_weight,
+       COALESCE(sum(latency_weighted), 0) AS latency_weighted,
+       max(last_attempt_at) AS last_attempt_at,
+       array_agg(bucket ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL) AS buckets,
+       array_agg(measured_weight ORDER BY bucket) FILTER (WHERE bucket IS NOT NULL) AS weights
+FROM per_bucket
+GROUP BY agent_id;
 
 -- name: clear_stats
 DELETE FROM trust_agent_stats;

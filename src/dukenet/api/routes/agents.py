@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from dukenet.api.auth import CurrentAgent, rate_limit, require_self
+from dukenet.api.auth import CurrentAgent, OptionalAgent, hit_and_get, rate_limit, require_self
 from dukenet.api.deps import ServicesDep
 from dukenet.registry import agents, heartbeats
+from dukenet.registry.cache import AgentCache
 from dukenet.registry.inputs import AgentUpdate, Registration, TagsUpdate
 from dukenet.registry.models import Agent, AgentPage, Heartbeat, SignedRegistration, Tags
 
@@ -62,12 +63,19 @@ async def register_agent(body: Registration, request: Request, services: Service
 @router.get(
     "/agents/{agent_id}",
     response_model=Agent,
-    dependencies=[Depends(rate_limit("read"))],
     responses=problem_responses(404, 422, 429),
 )
-async def get_agent(agent_id: AgentId, services: ServicesDep) -> Response:
-    """One agent, served from the ``agent:{id}`` cache (invalidated on every change)."""
-    return Response(await agents.agent_json(services.db, services.cache, agent_id), media_type=JSON)
+async def get_agent(
+    agent_id: AgentId, request: Request, services: ServicesDep, caller: OptionalAgent
+) -> Response:
+    """One agent, served from the ``agent:{id}`` cache (invalidated on every change).
+
+    Counted in the ``read`` rate-limit family; the count and the cache read share one
+    Redis round trip."""
+    key = AgentCache.of(services.cache).key(agent_id)
+    cached = await hit_and_get(request, services, caller, "read", key)
+    body = await agents.agent_json(services.db, services.cache, agent_id, prefetched=cached)
+    return Response(body, media_type=JSON)
 
 
 @router.get(
