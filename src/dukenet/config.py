@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         86_400, ge=60, description="Seconds an Idempotency-Key's response is kept for repeats"
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body")
+    opentelemetry: bool = Field(
+        False,
+        description="Emit FastAPI's native OpenTelemetry spans, metrics and logs through the "
+        "globally configured providers (off: Prometheus /metrics only, and no per-request "
+        "OpenTelemetry checks)",
+    )
     heartbeat_ttl: int = Field(90, ge=1, description="Seconds a heartbeat keeps an agent fresh")
     session_ttl: int = Field(3600, ge=60, description="Seconds a session token lives")
     search_cache_ttl: int = Field(

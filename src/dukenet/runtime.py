@@ -60,7 +60,7 @@ async def prepare_database(
         url = await ensure_database(url)
     db = await Database.connect(url, pgbouncer=settings.pgbouncer, min_size=1, max_size=1)
     try:
-        async with db.acquire() as conn:
+        async with db.session() as conn:
             applied = await migrations.upgrade(conn)
             await migrations.ensure_log_partitions(conn)
         if applied:

@@ -78,3 +78,34 @@ async def test_cache_prefix_and_unavailable_redis(services: Services) -> None:
             await dead.get(dead.key("anything"))
     finally:
         await dead.close()
+
+
+async def test_session_state_is_reset_before_a_connection_returns_to_the_pool(
+    database_url: str,
+) -> None:
+    # One pooled connection, so the next borrower gets the very same backend.
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    other = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        async with db.session() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            assert await conn.fetchval("SELECT pg_try_advisory_lock(424242)")
+            await conn.execute("CREATE TEMP TABLE leftover (x int)")
+            await conn.execute("SET application_name = 'leftover'")
+        async with db.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == backend
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.leftover')") is None
+            assert await conn.fetchval("SHOW application_name") != "leftover"
+        async with other.acquire() as conn:  # the session lock was released
+            assert await conn.fetchval("SELECT pg_try_advisory_lock(424242)")
+            await conn.fetchval("SELECT pg_advisory_unlock(424242)")
+        # A plain borrow rolls back what it left open, without the extra reset round trip.
+        async with db.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TEMP TABLE never_committed (x int)")
+        async with db.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.never_committed')") is None
+    finally:
+        await other.close()
+        await db.close()

@@ -91,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="The open network where software agents register, get discovered, "
         "take on subtasks, get paid and earn trust.",
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     for router in (health.router, network.router, audit.router, gateway.router):

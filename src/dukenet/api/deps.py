@@ -9,10 +9,15 @@ from fastapi import Depends, Request
 from dukenet.runtime import Services
 
 
-async def get_services(request: Request) -> Services:
-    """The ``Services`` opened by the app lifespan (async, so FastAPI needs no thread hop)."""
+def services_of(request: Request) -> Services:
+    """The ``Services`` opened by the app lifespan."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """``services_of`` as a dependency (async, so FastAPI needs no thread hop)."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

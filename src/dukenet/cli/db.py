@@ -39,7 +39,7 @@ def _with_connection(settings: Settings, action: str, json_output: bool) -> None
         url = await _database_url(settings, embedded)
         db = await Database.connect(url, pgbouncer=settings.pgbouncer, min_size=1, max_size=1)
         try:
-            async with db.acquire() as conn:
+            async with db.session() as conn:
                 if action == "upgrade":
                     applied = await migrations.upgrade(conn)
                     created = await migrations.ensure_log_partitions(conn)

@@ -72,6 +72,10 @@ def parse_limits(overrides: str = "") -> dict[str, RateLimitItem | None]:
     }
 
 
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
 @dataclass(frozen=True)
 class Usage:
     """The caller's count in the current window and the milliseconds until it resets."""
@@ -117,7 +121,7 @@ class RateLimiter:
         try:
             async with self.cache.guard() as client:
                 if limit is None:
-                    return True, await client.get(key)
+                    return True, _as_bytes(await client.get(key))
                 count, reset_ms, value = await self._hit_and_get(
                     keys=[self.cache.key("ratelimit", caller, family), key],
                     args=[limit.get_expiry() * 1000],
@@ -126,7 +130,7 @@ class RateLimiter:
             self._warn_open(exc)
             return False, None
         self._check(limit, family, Usage(int(count), int(reset_ms)))
-        return True, value
+        return True, _as_bytes(value)
 
     def _check(self, limit: RateLimitItem, family: str, usage: Usage) -> Usage:
         if usage.count > limit.amount:

@@ -95,6 +95,19 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
+async def _keep_session(conn: Connection) -> None:
+    """The pool's reset: nothing beyond asyncpg's own rollback of an open transaction.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release, one extra round trip per borrowed connection. Pooled
+    connections here leave no session state behind: transactions, ``SET LOCAL`` and
+    transaction-scoped advisory locks end at commit, and ``LISTEN`` runs on dedicated
+    connections. Work that does leave session state uses ``Database.session()``, which
+    resets fully before release.
+    """
+    del conn
+
+
 async def create_pool(
     url: str, *, pgbouncer: bool = False, min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:
@@ -105,7 +118,12 @@ async def create_pool(
         options["max_cached_statement_lifetime"] = 0
     with translate_errors():
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection, **options
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_session,
+            **options,
         )
     assert pool is not None
     return pool
@@ -159,6 +177,25 @@ class Database:
         with translate_errors():
             async with self.primary.acquire() as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Connection]:
+        """A primary connection for work that leaves session state behind (session-level
+        advisory locks, temporary tables, ``SET``): reset before it goes back to the pool
+        (asyncpg's reset query plus ``DISCARD TEMP``), or terminated if the reset fails.
+        Other connections skip that round trip."""
+        with translate_errors():
+            async with self.primary.acquire() as conn:
+                try:
+                    yield conn
+                finally:
+                    try:
+                        if not conn.is_closed():
+                            reset = conn.get_reset_query().rstrip().rstrip(";")
+                            await conn.execute(f"{reset}; DISCARD TEMP")
+                    except (OSError, asyncpg.PostgresError, asyncio.CancelledError):
+                        conn.terminate()
+                        raise
 
     @asynccontextmanager
     async def transaction(

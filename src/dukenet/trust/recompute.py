@@ -446,7 +446,7 @@ async def recompute_all(
     ``rebuild``: rebuild the attempt aggregates from raw attempts (default: only when the
     decay or value parameters changed).
     """
-    async with db.acquire() as conn:
+    async with db.session() as conn:  # a session lock and temporary tables
         with translate_errors():
             locked = await conn.fetchval(QUERIES["try_lock"], RECOMPUTE_LOCK_KEY)
         if not locked:

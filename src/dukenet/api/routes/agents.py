@@ -8,8 +8,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from dukenet.api.auth import CurrentAgent, OptionalAgent, hit_and_get, rate_limit, require_self
-from dukenet.api.deps import ServicesDep
+from dukenet.api.auth import (
+    OPTIONAL_BEARER,
+    CurrentAgent,
+    caller_of,
+    hit_and_get,
+    rate_limit,
+    require_self,
+)
+from dukenet.api.deps import ServicesDep, services_of
 from dukenet.registry import agents, heartbeats
 from dukenet.registry.cache import AgentCache
 from dukenet.registry.inputs import AgentUpdate, Registration, TagsUpdate
@@ -63,15 +70,17 @@ async def register_agent(body: Registration, request: Request, services: Service
 @router.get(
     "/agents/{agent_id}",
     response_model=Agent,
-    responses=problem_responses(404, 422, 429),
+    responses=problem_responses(401, 404, 422, 429),
+    openapi_extra=OPTIONAL_BEARER,
 )
-async def get_agent(
-    agent_id: AgentId, request: Request, services: ServicesDep, caller: OptionalAgent
-) -> Response:
+async def get_agent(agent_id: AgentId, request: Request) -> Response:
     """One agent, served from the ``agent:{id}`` cache (invalidated on every change).
 
-    Counted in the ``read`` rate-limit family; the count and the cache read share one
-    Redis round trip."""
+    Counted in the ``read`` rate-limit family (per agent with a session, else per
+    address); the count and the cache read share one Redis round trip. The hottest
+    read, so it resolves its caller without dependency injection."""
+    services = services_of(request)
+    caller = await caller_of(request, services)
     key = AgentCache.of(services.cache).key(agent_id)
     cached = await hit_and_get(request, services, caller, "read", key)
     body = await agents.agent_json(services.db, services.cache, agent_id, prefetched=cached)
