@@ -145,12 +145,37 @@ async def test_stale_or_future_timestamp_is_refused(
     assert "timestamp" in response.json()["detail"]
 
 
-async def test_replayed_registration_is_a_conflict(http: httpx.AsyncClient) -> None:
+async def test_replayed_registration_is_a_conflict(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
     payload, _ = signed()
-    assert (await http.post("/v1/agents", json=payload)).status_code == 201
+    created = await http.post("/v1/agents", json=payload)
+    assert created.status_code == 201
+    agent = created.json()
+    # The audit record was written with the agent: its path resolves to the agent's CID,
+    # the record holds the signed payload, and it waits in the log queue exactly once.
+    path = f"/dukenet/agents/{agent['agent_id']}/registration"
+    resolved = await http.get("/v1/audit/resolve", params={"path": path})
+    assert resolved.json()["cid"] == agent["audit_cid"]
+    record = (await http.get(f"/v1/audit/records/{agent['audit_cid']}")).json()
+    assert record["registration"] == payload and "previous" not in record
     again = await http.post("/v1/agents", json=payload)
     assert again.status_code == 409
     assert again.json()["code"] == "AGENT_EXISTS"
+    conn = await asyncpg.connect(database_url)
+    try:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM audit_paths WHERE path = $1) AS paths,"
+            " (SELECT count(*) FROM audit_log_queue WHERE cid = $2)"
+            " + (SELECT count(*) FROM audit_log_leaves WHERE cid = $2) AS logged,"
+            " (SELECT count(*) FROM agent_registrations WHERE agent_id = $3) AS registrations",
+            path,
+            agent["audit_cid"],
+            agent["agent_id"],
+        )
+    finally:
+        await conn.close()
+    assert dict(counts) == {"paths": 1, "logged": 1, "registrations": 1}
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ from dukenet.store.sql import load_queries
 __all__ = [
     "INLINE_LIMIT",
     "Link",
+    "first_registration_record",
     "record_rating",
     "record_registration",
     "record_task_execution",
@@ -119,16 +120,43 @@ async def record_registration(
     verify with its ``public_key``); it is kept verbatim so anyone can re-check it.
     """
     verify_agent_signature(registration)
-    fields = {
+    return await _write(
+        conn,
+        network_key,
+        RecordType.REGISTRATION,
+        registration_path(agent_id),
+        _registration_fields(agent_id, registration),
+    )
+
+
+def first_registration_record(
+    network_key: Ed25519PrivateKey, *, agent_id: str, registration: dict[str, Any]
+) -> tuple[str, Block]:
+    """The sealed record of a key's first registration and its path, built without the
+    database, for a caller that stores it in the same statement as the agent itself
+    (``registry.agents.register``: a key registers once, so the path is new and the record
+    has no ``previous``). The caller has verified the payload's signature. The statement
+    must write what ``store_record`` writes: the block, the path (a plain INSERT, so an
+    unexpected existing path fails instead of losing history) and the log queue entry.
+    """
+    record: dict[str, Any] = {
+        "type": RecordType.REGISTRATION.value,
+        "version": RECORD_VERSION,
+        "timestamp": now_rfc3339(),
+        "path": registration_path(agent_id),
+        **_registration_fields(agent_id, registration),
+    }
+    return record["path"], seal(network_key, record)
+
+
+def _registration_fields(agent_id: str, registration: dict[str, Any]) -> dict[str, Any]:
+    return {
         "agent_id": agent_id,
         "public_key": registration["public_key"],
         "registered_at": registration.get("timestamp"),
         "initial_metadata": split_registration(registration),
         "registration": registration,
     }
-    return await _write(
-        conn, network_key, RecordType.REGISTRATION, registration_path(agent_id), fields
-    )
 
 
 async def record_transaction(

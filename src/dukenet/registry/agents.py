@@ -18,7 +18,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dukenet import crypto
-from dukenet.audit.trail import record_registration
+from dukenet.audit.trail import first_registration_record
 from dukenet.errors import InvalidInput, InvalidSignature, InvalidState
 from dukenet.registry import capabilities
 from dukenet.registry.cache import AgentCache
@@ -123,7 +123,12 @@ async def register(
     registration = verify_registration(payload)
     agent_id = crypto.agent_id_for(registration.public_key)
     tags = sorted(registration.tags)
-    async with db.transaction() as conn:
+    # The signed registration becomes the agent's audit record, written by the same
+    # statement as the agent (one round trip, autocommitted, when there are no
+    # capabilities; otherwise one transaction with them).
+    path, record = first_registration_record(network_key, agent_id=agent_id, registration=payload)
+    audit_cid = record.cid
+    async with db.transaction() if registration.capabilities else db.acquire() as conn:
         row = await conn.fetchrow(
             QUERIES["register_agent"],
             agent_id,
@@ -138,6 +143,10 @@ async def register(
             payload,
             float(heartbeat_ttl),
             tags,
+            audit_cid,
+            record.data,
+            list(record.links),
+            path,
         )
         if row is None:
             raise AgentExists(
@@ -145,11 +154,6 @@ async def register(
                 field="/public_key",
             )
         await capabilities.insert_specs(conn, agent_id, registration.capabilities)
-        # The signed registration becomes the agent's audit record, in this transaction.
-        audit_cid = await record_registration(
-            conn, network_key, agent_id=agent_id, registration=payload
-        )
-        await conn.execute(QUERIES["set_audit_cid"], agent_id, audit_cid)
     await AgentCache.of(cache).invalidate(agent_id)
     return Agent(
         agent_id=agent_id,

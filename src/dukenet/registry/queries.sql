@@ -6,13 +6,25 @@
 -- the caller answers AGENT_EXISTS). Registration counts as the first heartbeat.
 -- $1 agent_id, $2 public_key, $3 display_name, $4 description, $5 endpoint_url,
 -- $6 owner_address, $7 avatar_url, $8 version, $9 metadata, $10 signed payload,
--- $11 heartbeat ttl seconds, $12 tags
+-- $11 heartbeat ttl seconds, $12 tags,
+-- $13 audit record CID, $14 its block bytes, $15 its links, $16 its path.
+-- The registration's audit record is stored here too, as audit's store_record stores a
+-- record (block, path, log queue entry; see audit.trail.first_registration_record), so a
+-- registration without capabilities is one autocommitted statement: one round trip.
 WITH agent AS (
   INSERT INTO agents (agent_id, public_key, display_name, description, endpoint_url,
-                      owner_address, avatar_url, version, metadata, last_heartbeat)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NOW())
+                      owner_address, avatar_url, version, metadata, last_heartbeat, audit_cid)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NOW(), $13)
   ON CONFLICT DO NOTHING
   RETURNING agent_id, created_at, trust_score
+), block AS (
+  INSERT INTO audit_blocks (cid, data, links) SELECT $13, $14, $15::text[] FROM agent
+  ON CONFLICT (cid) DO NOTHING
+  RETURNING cid
+), audit_path AS (
+  INSERT INTO audit_paths (path, cid) SELECT $16, $13 FROM agent
+), queued AS (
+  INSERT INTO audit_log_queue (cid) SELECT cid FROM block
 ), registration AS (
   INSERT INTO agent_registrations (agent_id, payload) SELECT agent_id, $10 FROM agent
 ), status_change AS (
@@ -26,9 +38,6 @@ WITH agent AS (
   FROM agent, unnest($12::text[]) AS tag
 )
 SELECT agent_id, created_at, trust_score FROM agent;
-
--- name: set_audit_cid
-UPDATE agents SET audit_cid = $2 WHERE agent_id = $1;
 
 -- name: get_registration
 SELECT r.agent_id, r.payload, r.received_at, a.audit_cid
