@@ -168,6 +168,7 @@ async def test_rebuilding_aggregates_from_raw_attempts_matches_incremental_updat
     ):
         assert rebuilt[name] == pytest.approx(incremental[name], rel=1e-9), name
     assert rebuilt["latency_histogram"] == pytest.approx(incremental["latency_histogram"])
+    assert rebuilt["last_attempt_at"] == incremental["last_attempt_at"]
     assert (incremental["successful"], incremental["failed"], incremental["measured"]) == (3, 1, 4)
 
 
