@@ -129,23 +129,22 @@ async def gather(
     agent's row stays locked until the caller's transaction ends."""
     query = QUERIES["lock_agent_evidence"] if lock else READ_EVIDENCE
     with translate_errors():
-        row = await conn.fetchrow(query, agent_id, params.rate_limited_window_hours)
-        if row is None:
-            raise AgentNotFound(f"no registered agent {agent_id}")
-        ratings = await conn.fetch(
-            QUERIES["agent_rating_evidence"], agent_id, params.new_rater_weight
+        row = await conn.fetchrow(
+            query, agent_id, params.rate_limited_window_hours, params.new_rater_weight
         )
+    if row is None:
+        raise AgentNotFound(f"no registered agent {agent_id}")
     inputs = _inputs_from_row(row, params)
-    if ratings:
-        raters = [r["rater_agent_id"] for r in ratings]
+    raters = row["raters"]
+    if raters:
         _, rater_codes = np.unique(np.asarray(raters), return_inverse=True)
         evidence = RatingEvidence(
-            agent=np.zeros(len(ratings), dtype=np.int64),
+            agent=np.zeros(len(raters), dtype=np.int64),
             rater=rater_codes.astype(np.int64),
-            rating=np.asarray([r["rating"] for r in ratings], dtype=np.float64),
-            at=np.asarray([r["at"] for r in ratings], dtype=np.float64),
-            value=np.asarray([r["value"] for r in ratings], dtype=np.float64),
-            rater_weight=np.asarray([r["rater_weight"] for r in ratings], dtype=np.float64),
+            rating=np.asarray(row["ratings"], dtype=np.float64),
+            at=np.asarray(row["rated_at"], dtype=np.float64),
+            value=np.asarray(row["rating_values"], dtype=np.float64),
+            rater_weight=np.asarray(row["rater_weights"], dtype=np.float64),
         )
         add_ratings(inputs, evidence, base_rating_weights(evidence, float(row["now"]), params))
     return AgentEvidence(

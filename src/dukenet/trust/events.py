@@ -78,11 +78,8 @@ async def record_attempt(
         raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
     params = params or default_parameters()
     with translate_errors():
-        context = await conn.fetchrow(QUERIES["attempt_context"], subtask_id, agent_id)
-        if context is None:
-            raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
-        inserted = await conn.fetchrow(
-            QUERIES["insert_attempt"],
+        context = await conn.fetchrow(
+            QUERIES["record_attempt"],
             subtask_id,
             attempt,
             agent_id,
@@ -91,11 +88,12 @@ async def record_attempt(
             caused_by_agent,
             latency_ms,
             declared_p99_ms,
-            Decimal(repr(context["value"])).quantize(Decimal("0.0001")),
         )
-        if inserted is None:
+        if context is None:
+            raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
+        if context["at"] is None:
             return  # this attempt was recorded before
-        at: float = inserted["at"]
+        at: float = context["at"]
         weight = scoring.epoch_weight(at, context["epoch"], context["half_life_days"])
         value_weight = min(
             1.0, max(context["value_floor"], context["value"] / context["value_reference"])
@@ -125,7 +123,7 @@ async def record_attempt(
             window,
             int(failure),
             int(counted),
-            inserted["finished_at"],
+            context["finished_at"],
             LATENCY_BUCKETS,
         )
     buyer = context["buyer"]

@@ -7,30 +7,35 @@ SELECT EXTRACT(EPOCH FROM epoch)::float8 AS epoch, half_life_days, value_referen
        value_floor, rebuilt_at
 FROM trust_stats_state;
 
--- name: attempt_context
--- What an attempt was worth, who bought it, and the aggregates' decay epoch and value
--- weighting. $1 subtask_id, $2 agent_id
-SELECT COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0)::float8 AS value,
-       t.created_by AS buyer, buyer.owner_address AS buyer_owner,
-       seller.owner_address AS seller_owner,
-       EXTRACT(EPOCH FROM ss.epoch)::float8 AS epoch, ss.half_life_days,
-       ss.value_reference, ss.value_floor
-FROM subtasks s
-JOIN tasks t ON t.task_id = s.parent_task_id
-JOIN agents buyer ON buyer.agent_id = t.created_by
-JOIN agents seller ON seller.agent_id = $2
-CROSS JOIN trust_stats_state ss
-WHERE s.subtask_id = $1;
-
--- name: insert_attempt
--- Nothing on a repeat of the same (subtask, attempt): recording is idempotent.
+-- name: record_attempt
+-- Records one attempt (nothing on a repeat of the same subtask and attempt: recording is
+-- idempotent) and returns what it was worth, who bought it, and the aggregates' decay
+-- epoch and value weighting; ``at`` is NULL on a repeat, no row for an unknown subtask.
 -- $1 subtask_id, $2 attempt, $3 agent_id, $4 capability_id, $5 outcome, $6 caused_by_agent,
--- $7 latency_ms, $8 declared_p99_ms, $9 value
-INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
-                            caused_by_agent, latency_ms, declared_p99_ms, value)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (subtask_id, attempt) DO NOTHING
-RETURNING EXTRACT(EPOCH FROM finished_at)::float8 AS at, finished_at;
+-- $7 latency_ms, $8 declared_p99_ms
+WITH context AS (
+  SELECT COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0) AS value,
+         t.created_by AS buyer, buyer.owner_address AS buyer_owner,
+         seller.owner_address AS seller_owner,
+         EXTRACT(EPOCH FROM ss.epoch)::float8 AS epoch, ss.half_life_days,
+         ss.value_reference, ss.value_floor
+  FROM subtasks s
+  JOIN tasks t ON t.task_id = s.parent_task_id
+  JOIN agents buyer ON buyer.agent_id = t.created_by
+  JOIN agents seller ON seller.agent_id = $3
+  CROSS JOIN trust_stats_state ss
+  WHERE s.subtask_id = $1
+), inserted AS (
+  INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
+                              caused_by_agent, latency_ms, declared_p99_ms, value)
+  SELECT $1, $2, $3, $4, $5, $6, $7, $8, round(value, 4) FROM context
+  ON CONFLICT (subtask_id, attempt) DO NOTHING
+  RETURNING finished_at
+)
+SELECT c.value::float8 AS value, c.buyer, c.buyer_owner, c.seller_owner, c.epoch,
+       c.half_life_days, c.value_reference, c.value_floor,
+       EXTRACT(EPOCH FROM i.finished_at)::float8 AS at, i.finished_at
+FROM context c LEFT JOIN inserted i ON true;
 
 -- name: add_attempt_to_stats
 -- Adds one attempt to the agent's aggregates (see migration 0010 for the decay epoch).
@@ -90,7 +95,11 @@ RETURNING burst_window, burst_failures, burst_attempts, prev_failures, prev_atte
 -- FOR NO KEY UPDATE, not FOR UPDATE: transactions that inserted rows referencing the agent
 -- (attempts, payments) hold KEY SHARE on it, and two of them upgrading to FOR UPDATE
 -- would deadlock.
--- $1 agent_id, $2 rate-limit window (hours)
+-- The agent's ratings come along as parallel arrays (one element per rating, each with
+-- what it is worth: the rater's network weight, none for a rater under an open fraud flag
+-- or with the agent's owner address, and the task's value), so a recomputation reads its
+-- evidence in one round trip.
+-- $1 agent_id, $2 rate-limit window (hours), $3 weight of a rater without a network score
 SELECT a.agent_id, a.status, a.owner_address, a.trust_score AS stored_score,
        EXTRACT(EPOCH FROM a.created_at)::float8 AS created_at,
        EXTRACT(EPOCH FROM NOW())::float8 AS now,
@@ -116,7 +125,8 @@ SELECT a.agent_id, a.status, a.owner_address, a.trust_score AS stored_score,
        st.latency_histogram,
        EXTRACT(EPOCH FROM ss.epoch)::float8 AS epoch, ss.half_life_days,
        u.up_30d, u.up_90d, u.up_all,
-       (SELECT max(finished_at) FROM trust_recompute_runs) AS last_audit
+       (SELECT max(finished_at) FROM trust_recompute_runs) AS last_audit,
+       rt.raters, rt.ratings, rt.rated_at, rt.rating_values, rt.rater_weights
 FROM agents a
 CROSS JOIN trust_stats_state ss
 LEFT JOIN trust_agent_stats st ON st.agent_id = a.agent_id
@@ -131,30 +141,29 @@ CROSS JOIN LATERAL (
   FROM agent_uptime_intervals i
   WHERE i.agent_id = a.agent_id
 ) u
+CROSS JOIN LATERAL (
+  SELECT array_agg(r.rater_agent_id) AS raters,
+         array_agg(r.rating::float8) AS ratings,
+         array_agg(EXTRACT(EPOCH FROM r.created_at)::float8) AS rated_at,
+         array_agg(COALESCE(r.task_value,
+                            (SELECT sum(s.cost) FROM subtasks s
+                             WHERE s.parent_task_id = r.task_id
+                               AND s.assigned_agent_id = r.agent_id
+                               AND s.status = 'COMPLETED'),
+                            0)::float8) AS rating_values,
+         array_agg(CASE WHEN EXISTS (SELECT 1 FROM trust_fraud_flags f
+                                     WHERE f.agent_id = r.rater_agent_id
+                                       AND f.cleared_at IS NULL)
+                             OR lower(ra.owner_address) = lower(a.owner_address)
+                        THEN 0::float8
+                        ELSE COALESCE(n.rater_weight, $3::float8) END) AS rater_weights
+  FROM agent_ratings r
+  JOIN agents ra ON ra.agent_id = r.rater_agent_id
+  LEFT JOIN trust_network_scores n ON n.agent_id = r.rater_agent_id
+  WHERE r.agent_id = a.agent_id
+) rt
 WHERE a.agent_id = $1 AND a.deregistered_at IS NULL
 FOR NO KEY UPDATE OF a;
-
--- name: agent_rating_evidence
--- The ratings of one agent with what each is worth: the rater's network weight (none for a
--- rater under an open fraud flag or with the agent's owner address) and the task's value.
--- $1 agent_id, $2 weight of a rater without a network score
-SELECT r.rater_agent_id, r.rating::float8 AS rating,
-       EXTRACT(EPOCH FROM r.created_at)::float8 AS at,
-       COALESCE(r.task_value,
-                (SELECT sum(s.cost) FROM subtasks s
-                 WHERE s.parent_task_id = r.task_id AND s.assigned_agent_id = r.agent_id
-                   AND s.status = 'COMPLETED'),
-                0)::float8 AS value,
-       CASE WHEN EXISTS (SELECT 1 FROM trust_fraud_flags f
-                         WHERE f.agent_id = r.rater_agent_id AND f.cleared_at IS NULL)
-              OR lower(ra.owner_address) = lower(a.owner_address)
-            THEN 0::float8
-            ELSE COALESCE(n.rater_weight, $2::float8) END AS rater_weight
-FROM agent_ratings r
-JOIN agents a ON a.agent_id = r.agent_id
-JOIN agents ra ON ra.agent_id = r.rater_agent_id
-LEFT JOIN trust_network_scores n ON n.agent_id = r.rater_agent_id
-WHERE r.agent_id = $1;
 
 -- name: store_score
 -- Set the agent's trust_score and append its trust record in one statement.
