@@ -15,8 +15,9 @@ share of the 32 requests kept in flight, bodies serialised before the clock star
 ``GET /bare/ok`` round (no store at all) records the client's own ceiling so the report
 shows the client is not the bottleneck. The cached lookups run a second time with
 ``--low-concurrency`` requests in flight (default 8): with 32 in flight each request
-queues behind the others (mean latency = in flight / throughput). The server's peak RSS is the kernel's high-water
-mark (VmHWM). ``os.getloadavg()`` before and after the run is recorded in the JSON.
+queues behind the others (mean latency = in flight / throughput). The server's peak
+RSS is the kernel's high-water mark (VmHWM). ``os.getloadavg()`` before and after the
+run is recorded in the JSON.
 
 Needs: PostgreSQL at ``DUKENET_TEST_DATABASE_URL`` (a role that may CREATE DATABASE) and
 Redis at ``DUKENET_TEST_REDIS_URL``; the project venv (aiohttp, uvicorn[standard]).
