@@ -117,27 +117,33 @@ class AgentCache:
         return raw
 
     async def invalidate(self, *agent_ids: str, registry_changed: bool = True) -> None:
-        """After a commit: drop the agents' entries and bump the registry version."""
+        """After a commit: drop the agents' entries and bump the registry version.
+
+        Each call deletes its own agents' entries (and retries the deferred ones), not the
+        entries other requests are invalidating at the same moment."""
         bump = registry_changed or bool(self.pending.difference(agent_ids))
-        self.pending.update(agent_ids)
-        await self._flush(bump=bump)
+        await self._flush({*agent_ids, *self.pending}, bump=bump)
 
     async def flush_pending(self) -> None:
         """Retry invalidations that failed while Redis was unreachable."""
         if self.pending:
-            await self._flush(bump=True)
+            await self._flush(set(self.pending), bump=True)
 
-    async def _flush(self, *, bump: bool) -> None:
-        ids = list(self.pending)
+    async def _flush(self, ids: set[str], *, bump: bool) -> None:
         try:
             async with self.cache.guard() as client:
-                pipe = client.pipeline(transaction=False)
-                for agent_id in ids:
-                    pipe.delete(self.key(agent_id))
-                if bump:
+                keys = [self.key(agent_id) for agent_id in ids]
+                if bump and keys:
+                    pipe = client.pipeline(transaction=False)
+                    pipe.delete(*keys)
                     pipe.incr(self.version_key())
-                await pipe.execute()
+                    await pipe.execute()
+                elif bump:
+                    await client.incr(self.version_key())
+                elif keys:
+                    await client.delete(*keys)
         except CacheUnavailable as exc:
+            self.pending.update(ids)
             log.warning("cache invalidation of %d agent(s) deferred: %s", len(ids), exc.detail)
             return
         self.pending.difference_update(ids)
