@@ -17,6 +17,10 @@ balances + fees = deposits - payouts; balance rows = their entries).
 Each server configuration (``--workers``: 1 process and one per CPU by default) runs on
 a fresh database, next to a ``GET /healthz`` run that shows this machine's ceiling.
 
+Throughput depends on whatever else the machine runs, so each run also reports the CPU
+time a pair cost the server processes and the PostgreSQL backends serving the benchmark
+database (from ``/proc``, Linux only): a steadier measure of the server's own work.
+
     python bench/bench_market.py [--seconds 20] [--buyers 1000] [--sellers 250] [--workers 1 2]
 """
 
@@ -194,6 +198,71 @@ def load(
     }
 
 
+# ---------------------------------------------------------------- CPU per pair
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of a process (uvicorn's worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def _backend_pids(database: str) -> list[int]:
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
+def _cpu_snapshot(server_pid: int, database: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the server's processes and the database's backends."""
+    server = [server_pid, *_children(server_pid)]
+    backends = asyncio.run(_backend_pids(database))
+    return {
+        "server": {pid: _cpu_seconds(pid) for pid in server},
+        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
+    }
+
+
+def measured_load(
+    server_pid: int, database: str, url: str, buyers: list[str], sellers: list[tuple[str, str]],
+    seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """``load`` plus the server's and PostgreSQL's CPU milliseconds per completed pair
+    (backends opened during the run count from zero)."""
+    before = _cpu_snapshot(server_pid, database)
+    result = load(url, buyers, sellers, seconds)
+    after = _cpu_snapshot(server_pid, database)
+    pairs = max(result["pairs"], 1)
+    for side in ("server", "postgres"):
+        spent = sum(cpu - before[side].get(pid, 0.0) for pid, cpu in after[side].items())
+        result[f"{side}_cpu_ms_per_pair"] = spent * 1000 / pairs
+    return result
+
+
 # ---------------------------------------------------------------- setup
 def _free_port() -> int:
     import socket
@@ -366,9 +435,10 @@ def run_configuration(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         print(f"  floor: GET /healthz, {args.seconds / 2:.0f}s ...")
         floor = load(url, [], [], args.seconds / 2, floor=True)
         print(f"  spread: {CONCURRENCY} clients over {args.buyers} buyers, {args.seconds:.0f}s ...")
-        spread = load(url, [token for _, token in buyers], sellers, args.seconds)
+        spread_tokens = [token for _, token in buyers]
+        spread = measured_load(server.pid, db_name, url, spread_tokens, sellers, args.seconds)
         print(f"  hot: {CONCURRENCY} clients on one buyer, {args.seconds:.0f}s ...")
-        hot_run = load(url, [hot[0][1]], sellers, args.seconds)
+        hot_run = measured_load(server.pid, db_name, url, [hot[0][1]], sellers, args.seconds)
         summary = httpx.get(f"{url}/v1/admin/ledger", headers=admin).json()
         sql_check = asyncio.run(check_ledger_sql(db_url))
         hot_balance = httpx.get(f"{url}/v1/agents/{hot[0][0]}/balance", headers=admin).json()
@@ -437,6 +507,8 @@ def main() -> None:
             result["pair_latency_ms"].get("p50", 0.0),
             result["pair_latency_ms"].get("p99", 0.0),
             sum(result["errors"].values()),
+            result["server_cpu_ms_per_pair"],
+            result["postgres_cpu_ms_per_pair"],
             config["hot_to_spread_ratio"] if name == "hot" else "",
             config["healthz_floor"]["requests_per_second"] if name == "spread" else "",
             config["postgres_commit_latency_ms"] if name == "spread" else "",
@@ -455,6 +527,8 @@ def main() -> None:
             "p50 ms",
             "p99 ms",
             "errors",
+            "server cpu ms/pair",
+            "pg cpu ms/pair",
             "hot/spread",
             "healthz/s",
             "commit ms",

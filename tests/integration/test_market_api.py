@@ -308,6 +308,52 @@ async def test_idempotent_repeat_returns_the_original_response(
     assert (again.status_code, again.content) == (200, completed.content)
 
 
+async def test_responses_are_the_transaction_as_stored_and_repeats_outlive_later_changes(
+    http: httpx.AsyncClient, make_agent_client: MakeAgent
+) -> None:
+    # The response of each change is the transaction as the database then holds it (JSON
+    # objects in JSONB's key order and numbers), and a purchase repeated after the
+    # transaction moved on still answers with the transaction as it was created.
+    buyer, seller = await make_agent_client("10"), await make_agent_client()
+    await seller.login()
+    key = {"Idempotency-Key": "order-after-completion"}
+    body = {
+        "seller_agent_id": seller.agent_id,
+        "transaction_type": "DATA_PURCHASE",
+        "amount": "2",
+        "metadata": {"zeta": 1.50, "a": [1, 2.0], "b": {"y": 1e20, "x": "\u00e9\n"}},
+    }
+    await buyer.login()
+    first = await http.post("/v1/transactions", json=body, headers=_auth(buyer) | key)
+    assert first.status_code == 201, first.text
+    tid = first.json()["transaction_id"]
+    assert (
+        first.content == (await http.get(f"/v1/transactions/{tid}", headers=_auth(buyer))).content
+    )
+    proof = {
+        "completion_proof": {"z": {"b": 2, "a": 1.0}, "cid": "bafyproof", "n": 12345678901234567890}
+    }
+    completed = await http.post(
+        f"/v1/transactions/{tid}/complete", json=proof, headers=_auth(seller) | key
+    )
+    assert completed.status_code == 200, completed.text
+    read = await http.get(f"/v1/transactions/{tid}", headers=_auth(seller))
+    assert completed.content == read.content
+    repeat = await http.post("/v1/transactions", json=body, headers=_auth(buyer) | key)
+    assert (repeat.status_code, repeat.content) == (201, first.content)
+    assert repeat.headers["idempotent-replayed"] == "true"
+    again = await http.post(
+        f"/v1/transactions/{tid}/complete", json=proof, headers=_auth(seller) | key
+    )
+    assert (again.status_code, again.content) == (200, completed.content)
+    refunded = await http.post(f"/v1/transactions/{tid}/refund", headers=_auth(seller))
+    assert refunded.status_code == 200, refunded.text
+    read = await http.get(f"/v1/transactions/{tid}", headers=_auth(seller))
+    assert refunded.content == read.content
+    late = await http.post("/v1/transactions", json=body, headers=_auth(buyer) | key)
+    assert (late.status_code, late.content) == (201, first.content)
+
+
 async def test_a_failed_request_does_not_use_up_its_key(
     http: httpx.AsyncClient, make_agent_client: MakeAgent, operator: AsyncClient
 ) -> None:

@@ -178,6 +178,25 @@ async def test_settle_pays_the_seller_minus_the_fee_and_writes_the_audit_record(
     assert sum(Decimal(e["amount"]) for m in ledger for e in m["entries"]) == 0
 
 
+async def test_a_change_returns_the_transaction_as_the_database_holds_it(
+    services: Services,
+) -> None:
+    buyer, seller = await _parties(services)
+    transaction_id = await _hold(services, buyer, seller, "10")
+    proof = {"zz": [1.50, 1e20], "a": {"b": 1, "a": 2}}
+    async with services.db.transaction() as conn:
+        locked = await escrow.lock_transaction(conn, transaction_id)
+        settled = await escrow.settle_locked(
+            conn, services.network_key, locked, fee_rate=RATE, completion_proof=proof
+        )
+    async with services.db.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT * FROM transactions WHERE transaction_id = $1", transaction_id
+        )
+    assert settled == {name: row[name] for name in settled}
+    assert list(settled["completion_proof"]) == ["a", "zz"]  # JSONB's order, as read back
+
+
 async def test_settle_a_smaller_amount_returns_the_rest_to_the_buyer(services: Services) -> None:
     buyer, seller = await _parties(services)
     transaction_id = await _hold(services, buyer, seller, "10")

@@ -10,6 +10,11 @@ moves together with whatever else the caller changes, or not at all.
 Illegal transitions raise ``InvalidState`` (409 ``INVALID_STATE``). Reaching COMPLETED or
 REFUNDED writes the transaction's audit record at ``/dukenet/transactions/{id}`` in the
 same transaction. Returned dicts hold Python values (``Decimal``, ``datetime``, ``UUID``).
+
+The API's requests carry an ``Idempotency-Key``: ``create_hold`` and ``claim_and_lock``
+claim it in the statement that holds or locks, and a change given a ``Reply`` stores the
+request's response in the statement that moves the money, so a change costs no round trip
+for its key.
 """
 
 from __future__ import annotations
@@ -35,8 +40,13 @@ from dukenet.market.fees import (
     check_transaction_type,
     platform_fee,
 )
+from dukenet.market.idempotency import Reply, RequestKey, stored_response
 from dukenet.market.ledger import ZERO, Posting, posting_arrays
-from dukenet.market.records import transaction_dict, write_audit_record
+from dukenet.market.records import (
+    changed_transaction,
+    transaction_json,
+    write_audit_record,
+)
 from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
@@ -88,9 +98,37 @@ class Locked:
 
 async def lock_transaction(conn: Connection, transaction_id: UUID) -> Locked:
     """Lock a transaction for a state change (404 ``TRANSACTION_NOT_FOUND`` if unknown)."""
-    row = await conn.fetchrow(QUERIES["lock_transaction"], transaction_id)
-    if row is None:
+    locked = await claim_and_lock(conn, transaction_id, None)
+    assert locked is not None  # without a key there is nothing to refuse
+    return locked
+
+
+async def claim_and_lock(
+    conn: Connection,
+    transaction_id: UUID,
+    request: RequestKey | None,
+    *,
+    proof: dict[str, Any] | None = None,
+) -> Locked | None:
+    """Claim the request's ``Idempotency-Key`` and lock the transaction, in one statement;
+    ``None`` when the key was already used (the caller replays, see
+    ``idempotency.stored_response``). ``proof`` comes back as ``row["proof"]`` the way the
+    database stores it."""
+    claim = (request.scope, request.key, request.fingerprint) if request else (None,) * 3
+    row = await conn.fetchrow(QUERIES["lock_transaction"], transaction_id, *claim, proof)
+    assert row is not None  # the query always returns one row
+    if not row["claimed"]:
+        return None
+    if row["transaction_id"] is None:
         raise TransactionNotFound(f"no transaction {transaction_id}")
+    history = row["history"]
+    if history and history[-1][0] != row["status"]:
+        # The lock waited for a change that committed after this statement's snapshot:
+        # read history and movements again (the lock and the key are ours now).
+        row = await conn.fetchrow(
+            QUERIES["lock_transaction"], transaction_id, None, None, None, proof
+        )
+        assert row is not None
     return Locked(row)
 
 
@@ -120,13 +158,16 @@ async def create_hold(
     subtask_id: UUID | None = None,
     payment_method: str = "escrow",
     metadata: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
+    request: RequestKey | None = None,
+    status_code: int = 201,
     actor: str = "system",
     check_seller: bool = False,
-) -> dict[str, Any]:
-    """``hold`` returning the whole new transaction (for the API). With ``check_seller``,
-    404 ``AGENT_NOT_FOUND`` / 409 ``SELLER_UNAVAILABLE`` for a seller that is unknown,
-    suspended or deregistered (checked in the same statement)."""
+) -> Record | None:
+    """``hold`` returning the whole new transaction row (for the API). With
+    ``check_seller``, 404 ``AGENT_NOT_FOUND`` / 409 ``SELLER_UNAVAILABLE`` for a seller that
+    is unknown, suspended or deregistered (checked in the same statement). With a
+    ``request`` key, the key is claimed (its record keeps ``status_code``) by the same
+    statement; ``None`` when it was already used (the caller replays)."""
     amount = check_amount(amount)
     currency = check_currency(currency)
     check_transaction_type(transaction_type)
@@ -145,15 +186,22 @@ async def create_hold(
         payment_method,
         metadata,
         subtask_id,
-        idempotency_key,
+        request.key if request else None,
         actor,
         check_seller,
+        request.scope if request else None,
+        request.fingerprint if request else None,
+        status_code,
     )
     if row is None:
+        # Nothing was written. A used key is answered before any other refusal, as if
+        # it had been claimed first.
+        if request is not None and await stored_response(conn, request) is not None:
+            return None
         if check_seller:
             await _check_seller(conn, seller_agent_id)
         await _insufficient_funds(conn, buyer_agent_id, amount, currency)
-    return transaction_dict(row)
+    return row
 
 
 async def _check_seller(conn: Connection, seller: str) -> None:
@@ -206,6 +254,7 @@ async def hold(
         payment_method=payment_method,
         metadata=metadata,
     )
+    assert created is not None  # only a claimed key refuses without raising
     transaction_id: UUID = created["transaction_id"]
     return transaction_id
 
@@ -223,9 +272,12 @@ async def _transition(
     fee: Decimal | None,
     reason: str | None = None,
     completion_proof: dict[str, Any] | None = None,
+    reply: Reply | None = None,
 ) -> dict[str, Any]:
     """Write the next status with its ledger movement and history row (and, for COMPLETED
-    and REFUNDED, the audit record first, so the row can carry its CID)."""
+    and REFUNDED, the audit record first, so the row can carry its CID); with ``reply``,
+    render the response from the transaction as changed and store it under the request's
+    key in the same statement. Returns the transaction as changed."""
     _check_text(reason, 1000, "/reason")
     accounts, agents, amounts = posting_arrays(postings)
     audit_cid = None
@@ -243,7 +295,26 @@ async def _transition(
             reason=reason,
             completion_proof=completion_proof,
         )
-    row = await conn.fetchrow(
+    stored_proof = None
+    if completion_proof is not None:
+        # The proof as the database stores it, which is what the row would return: read
+        # back by ``claim_and_lock`` when it was given there, else asked for here.
+        stored_proof = locked.row["proof"]
+        if stored_proof is None:
+            stored_proof = await conn.fetchval(QUERIES["as_stored_json"], completion_proof)
+    changed = changed_transaction(
+        locked.row,
+        status=status,
+        amount=amount,
+        fee=fee,
+        reason=reason,
+        completion_proof=stored_proof,
+        audit_cid=audit_cid,
+    )
+    key = reply.request if reply is not None else None
+    if reply is not None:
+        reply.body = transaction_json(changed)
+    changed_id = await conn.fetchval(
         QUERIES["transition"],
         locked.transaction_id,
         status,
@@ -259,9 +330,13 @@ async def _transition(
         amounts,
         actor,
         locked.now,
+        key.scope if key else None,
+        key.key if key else None,
+        reply.status_code if reply else None,
+        reply.body if reply else None,
     )
-    assert row is not None  # the row is locked by this transaction
-    return transaction_dict(row)
+    assert changed_id is not None  # the row is locked by this transaction
+    return changed
 
 
 async def settle_locked(
@@ -273,8 +348,10 @@ async def settle_locked(
     amount: Decimal | None = None,
     completion_proof: dict[str, Any] | None = None,
     actor: str = "system",
+    reply: Reply | None = None,
 ) -> dict[str, Any]:
-    """``settle`` for a transaction already locked with ``lock_transaction``."""
+    """``settle`` for a transaction already locked with ``lock_transaction`` (``reply``: see
+    ``_transition``)."""
     _require(locked, "PENDING", "completed")
     held = locked.held
     charged = held if amount is None else check_amount(amount, allow_zero=True)
@@ -300,6 +377,7 @@ async def settle_locked(
         amount=charged,
         fee=fee,
         completion_proof=completion_proof,
+        reply=reply,
     )
 
 
@@ -315,7 +393,8 @@ async def settle(
     """PENDING → COMPLETED: the charged ``amount`` (default: all that is held; any rest goes
     back to the buyer) goes to the seller minus ``platform_fee(amount, fee_rate)``, the fee
     to the platform; writes the audit record and returns the transaction."""
-    locked = await lock_transaction(conn, transaction_id)
+    locked = await claim_and_lock(conn, transaction_id, None, proof=completion_proof)
+    assert locked is not None  # without a key there is nothing to refuse
     return await settle_locked(
         conn,
         network_key,
@@ -327,9 +406,15 @@ async def settle(
 
 
 async def release_locked(
-    conn: Connection, locked: Locked, *, reason: str, actor: str = "system"
+    conn: Connection,
+    locked: Locked,
+    *,
+    reason: str,
+    actor: str = "system",
+    reply: Reply | None = None,
 ) -> dict[str, Any]:
-    """``release`` for a transaction already locked with ``lock_transaction``."""
+    """``release`` for a transaction already locked with ``lock_transaction`` (``reply``:
+    see ``_transition``)."""
     _require(locked, "PENDING", "failed")
     held = locked.held
     postings = [Posting("HELD", locked.buyer, -held), Posting("AVAILABLE", locked.buyer, held)]
@@ -344,6 +429,7 @@ async def release_locked(
         amount=locked.row["amount"],
         fee=None,
         reason=reason,
+        reply=reply,
     )
 
 
@@ -360,8 +446,10 @@ async def refund_locked(
     reason: str,
     window: timedelta | None = None,
     actor: str = "system",
+    reply: Reply | None = None,
 ) -> dict[str, Any]:
-    """``refund`` for a transaction already locked with ``lock_transaction``."""
+    """``refund`` for a transaction already locked with ``lock_transaction`` (``reply``: see
+    ``_transition``)."""
     _require(locked, "COMPLETED", "refunded")
     completed_at: datetime | None = locked.row["completed_at"]
     if window is not None and completed_at is not None and locked.now - completed_at > window:
@@ -404,7 +492,7 @@ async def refund_locked(
         amount=charged,
         fee=locked.row["platform_fee"],
         reason=reason,
-        completion_proof=locked.row["completion_proof"],
+        reply=reply,  # the completion proof stays (and its record carries it again)
     )
 
 

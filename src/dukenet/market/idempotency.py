@@ -6,6 +6,11 @@ unique index: the second waits for the first to commit and then replays its stor
 response (or, if the first failed and rolled back, runs itself). A key sent again with a
 different request is 422 ``IDEMPOTENCY_KEY_REUSED``. Only successful responses are stored:
 a failed request moved nothing, so running its repeat again is safe.
+
+``claim`` and ``remember`` are the two steps for any change; the transaction routes fold
+both into the statements that move the money (see ``escrow`` and the ``hold``,
+``lock_transaction`` and ``transition`` queries), and a purchase stores no body at all: its
+response is the transaction as created, which later changes never alter.
 """
 
 from __future__ import annotations
@@ -31,6 +36,36 @@ class StoredResponse:
 
     status_code: int
     body: str
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """A request's ``Idempotency-Key``: whose keys (``scope``), the key, and the request's
+    ``fingerprint`` that a repeat must match."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+
+@dataclass
+class Reply:
+    """The answer to a request that changes a transaction, filled in by the change:
+    ``escrow`` renders ``body`` from the transaction as it leaves it and, with a
+    ``request`` key, stores it in the statement that makes the change."""
+
+    status_code: int
+    request: RequestKey | None
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a money-moving request answers: status, JSON body, and whether it is a replay."""
+
+    status_code: int
+    body: str
+    replayed: bool = False
 
 
 def check_key(key: str) -> str:
@@ -65,18 +100,33 @@ async def claim(
         )
         if claimed is not None:
             return None
-        row = await conn.fetchrow(QUERIES["stored_response"], scope, key)
-        if row is None:
-            continue  # purged between the two statements: claim it again
-        if row["fingerprint"] != request_fingerprint:
-            raise IdempotencyKeyReused(
-                f"{HEADER} {key!r} was already used with a different request",
-                extra={"header": HEADER},
-            )
-        if row["status_code"] is None:
-            raise Conflict(f"a request with {HEADER} {key!r} is still in progress")
-        return StoredResponse(row["status_code"], row["response"])
-    raise Conflict(f"could not claim {HEADER} {key!r}; retry")
+        stored = await stored_response(conn, RequestKey(scope, key, request_fingerprint))
+        if stored is not None:
+            return stored
+        # purged between the two statements: claim it again
+    raise unclaimable(key)
+
+
+def unclaimable(key: str) -> Conflict:
+    """409 for a key that was taken and gone again twice in a row (purged meanwhile)."""
+    return Conflict(f"could not claim {HEADER} {key!r}; retry")
+
+
+async def stored_response(conn: Connection, request: RequestKey) -> StoredResponse | None:
+    """The response stored for a key this request could not claim; ``None`` if the record
+    is gone (purged). 422 for another request's key, 409 while its request is in flight.
+    A purchase's record has a status but no body (``StoredResponse.body`` is empty then)."""
+    row = await conn.fetchrow(QUERIES["stored_response"], request.scope, request.key)
+    if row is None:
+        return None
+    if row["fingerprint"] != request.fingerprint:
+        raise IdempotencyKeyReused(
+            f"{HEADER} {request.key!r} was already used with a different request",
+            extra={"header": HEADER},
+        )
+    if row["status_code"] is None:
+        raise Conflict(f"a request with {HEADER} {request.key!r} is still in progress")
+    return StoredResponse(row["status_code"], row["response"] or "")
 
 
 async def remember(conn: Connection, scope: str, key: str, status_code: int, body: str) -> None:

@@ -3,10 +3,16 @@
 
 -- name: hold
 -- Locks the buyer's balance row if it covers the amount and, only then (and, with $12, only
--- if the seller is registered and not suspended), creates the PENDING transaction, its HOLD
--- movement (available -> held) and its first history row. No row comes back otherwise.
+-- if the seller is registered and not suspended), claims the Idempotency-Key (with $13) and,
+-- only if the key was free, creates the PENDING transaction, its HOLD movement (available ->
+-- held) and its first history row. No row comes back otherwise. One statement, so without
+-- an open transaction around it the purchase commits at once and the row lock is held for
+-- no round trip; a request repeating an in-flight key waits on the key's unique index and
+-- then finds it taken. The key's record stores no body: a purchase's response is the
+-- transaction as created (see ``purchase_by_key``).
 -- $1 buyer, $2 seller, $3 type, $4 item_id, $5 amount, $6 currency, $7 payment_method,
--- $8 metadata, $9 subtask_id, $10 idempotency_key, $11 actor, $12 check the seller
+-- $8 metadata, $9 subtask_id, $10 idempotency_key, $11 actor, $12 check the seller,
+-- $13 idempotency scope (NULL: no key to claim), $14 request fingerprint, $15 status code
 WITH funds AS (
   SELECT agent_id FROM balances
   WHERE agent_id = $1 AND currency = $6 AND available >= $5
@@ -14,11 +20,17 @@ WITH funds AS (
          OR EXISTS (SELECT 1 FROM agents
                     WHERE agent_id = $2 AND status <> 'SUSPENDED' AND deregistered_at IS NULL))
   FOR UPDATE OF balances
+), claim AS (
+  INSERT INTO idempotency_records (scope, idempotency_key, fingerprint, status_code)
+  SELECT $13::varchar, $10, $14, $15 FROM funds WHERE $13::varchar IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING scope
 ), txn AS (
   INSERT INTO transactions (buyer_agent_id, seller_agent_id, transaction_type, item_id, amount,
                             held_amount, currency, payment_method, metadata, subtask_id,
                             idempotency_key)
   SELECT $1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10 FROM funds
+  WHERE $13::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)
   RETURNING *
 ), movement AS (
   INSERT INTO ledger_movements (kind, currency, amount, transaction_id, created_at)
@@ -34,16 +46,36 @@ WITH funds AS (
 )
 SELECT * FROM txn;
 
+-- name: purchase_by_key
+-- The transaction a buyer's purchase with this Idempotency-Key created.
+SELECT * FROM transactions WHERE buyer_agent_id = $1 AND idempotency_key = $2;
+
 -- name: available_balance
 SELECT available FROM balances WHERE agent_id = $1 AND currency = $2;
 
 -- name: lock_transaction
 -- The transaction, locked for a state change, with the statement's clock, the id its next
 -- ledger movement will have (so an audit record can name it before it is written), its
--- status history and its ledger movements with their entries. (If the lock had to wait
--- for another change, the row is the new version but the history is as of the statement's
--- start; every change moves the status, so the caller's status check refuses that case.)
-SELECT t.*, NOW() AS now,
+-- status history and its ledger movements with their entries. With $2 it first claims the
+-- Idempotency-Key (waiting while a request with the same key is in flight) and locks
+-- nothing if the key was already used: ``claimed`` is false then. ``transaction_id`` is
+-- NULL for an unknown transaction. ``proof`` is $5 as the database stores and returns it.
+-- (If the lock had to wait for another change, the row is the new version but history and
+-- movements are as of the statement's start: the caller sees the last history status
+-- differ from the row's and reads again.)
+-- $1 transaction_id, $2 idempotency scope (NULL: no key), $3 key, $4 fingerprint, $5 proof
+WITH claim AS (
+  INSERT INTO idempotency_records (scope, idempotency_key, fingerprint)
+  SELECT $2::varchar, $3::varchar, $4::char(64) WHERE $2::varchar IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING scope
+), locked AS (
+  SELECT t.* FROM transactions t
+  WHERE t.transaction_id = $1 AND ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM claim))
+  FOR UPDATE OF t
+)
+SELECT ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)) AS claimed,
+       t.*, NOW() AS now, $5::jsonb AS proof,
        nextval(pg_get_serial_sequence('ledger_movements', 'movement_id')) AS next_movement_id,
        ARRAY(
          SELECT ROW(h.status, h.actor, h.reason, h.changed_at)
@@ -61,15 +93,16 @@ SELECT t.*, NOW() AS now,
          WHERE m.transaction_id = t.transaction_id
          ORDER BY m.movement_id
        ) AS movements
-FROM transactions t
-WHERE t.transaction_id = $1
-FOR UPDATE OF t;
+FROM (SELECT 1) AS one LEFT JOIN locked t ON true;
 
 -- name: transition
--- Moves a locked transaction to its next status with its ledger movement and history row.
+-- Moves a locked transaction to its next status with its ledger movement and history row,
+-- and stores the response of the request that made the change under its Idempotency-Key
+-- (claimed by ``lock_transaction``; $15 NULL: none). Returns the transaction's id.
 -- $1 transaction_id, $2 status, $3 amount, $4 platform_fee, $5 completion_proof,
 -- $6 audit_cid, $7 reason, $8 movement kind, $9 movement id, $10 accounts, $11 agent ids,
--- $12 amounts, $13 actor, $14 now
+-- $12 amounts, $13 actor, $14 now, $15 idempotency scope, $16 key, $17 status code,
+-- $18 response body
 WITH txn AS (
   UPDATE transactions
   SET status = $2::varchar, amount = $3::numeric, platform_fee = $4::numeric,
@@ -82,7 +115,7 @@ WITH txn AS (
                          ELSE refunded_at END,
       updated_at = $14::timestamptz
   WHERE transaction_id = $1
-  RETURNING *
+  RETURNING transaction_id, currency
 ), movement AS (
   INSERT INTO ledger_movements (movement_id, kind, currency, amount, transaction_id, created_at)
   SELECT $9::bigint, $8::varchar, currency, $3::numeric, transaction_id, $14::timestamptz
@@ -97,8 +130,16 @@ WITH txn AS (
 ), history AS (
   INSERT INTO transaction_status_history (transaction_id, status, actor, reason, changed_at)
   SELECT transaction_id, $2::varchar, $13::varchar, $7::text, $14::timestamptz FROM txn
+), response AS (
+  UPDATE idempotency_records SET status_code = $17::smallint, response = $18::text
+  WHERE scope = $15::varchar AND idempotency_key = $16::varchar
+    AND EXISTS (SELECT 1 FROM txn)
 )
-SELECT * FROM txn;
+SELECT transaction_id FROM txn;
+
+-- name: as_stored_json
+-- A JSON value as a JSONB column stores and returns it (key order, numbers).
+SELECT $1::jsonb;
 
 -- name: get_transaction
 SELECT * FROM transactions WHERE transaction_id = $1;

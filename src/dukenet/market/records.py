@@ -1,4 +1,4 @@
-"""Transactions as dicts, and each transaction's audit record.
+"""Transactions as dicts and as JSON, and each transaction's audit record.
 
 The record at ``/dukenet/transactions/{id}`` carries the transaction (without the buyer's
 private ``metadata``), its status history, the payment proof (every ledger movement of the
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dukenet.audit.trail import record_transaction
 from dukenet.market.ledger import Posting
+from dukenet.market.models import Transaction
 from dukenet.store.postgres import Connection, Record
 
 TRANSACTION_FIELDS = (
@@ -53,6 +54,57 @@ def transaction_dict(row: Record) -> dict[str, Any]:
     return {name: row[name] for name in TRANSACTION_FIELDS}
 
 
+def transaction_json(transaction: dict[str, Any]) -> str:
+    """The API's JSON of a transaction dict (money as decimal strings)."""
+    return Transaction.model_validate(transaction).model_dump_json()
+
+
+def as_created(row: Record) -> dict[str, Any]:
+    """A transaction as its purchase returned it, from its row at any later time: every
+    column a change writes back at its value from creation (a purchase's idempotent
+    repeat answers with this rather than with a stored copy)."""
+    created = transaction_dict(row)
+    created.update(
+        status="PENDING",
+        amount=row["held_amount"],
+        platform_fee=None,
+        status_reason=None,
+        updated_at=row["created_at"],
+        completed_at=None,
+        refunded_at=None,
+        completion_proof=None,
+        audit_cid=None,
+    )
+    return created
+
+
+def changed_transaction(
+    locked: Record,
+    *,
+    status: str,
+    amount: Decimal,
+    fee: Decimal | None,
+    reason: str | None,
+    completion_proof: dict[str, Any] | None,
+    audit_cid: str | None,
+) -> dict[str, Any]:
+    """A locked transaction as the ``transition`` query leaves it (the row it would return),
+    from the ``lock_transaction`` row: a proof or CID of None keeps the stored one."""
+    now: datetime = locked["now"]
+    changed = transaction_dict(locked)
+    changed.update(status=status, amount=amount, platform_fee=fee, status_reason=reason)
+    changed["updated_at"] = now
+    if status == "COMPLETED":
+        changed["completed_at"] = now
+    if status == "REFUNDED":
+        changed["refunded_at"] = now
+    if completion_proof is not None:
+        changed["completion_proof"] = completion_proof
+    if audit_cid is not None:
+        changed["audit_cid"] = audit_cid
+    return changed
+
+
 async def write_audit_record(
     conn: Connection,
     network_key: Ed25519PrivateKey,
@@ -73,14 +125,17 @@ async def write_audit_record(
     ``locked`` is the row of the ``lock_transaction`` query: the transaction with its
     clock (``now``), next movement id, status history and ledger movements."""
     now: datetime = locked["now"]
-    final = transaction_dict(locked)
-    final.update(status=status, amount=amount, platform_fee=fee, status_reason=reason)
-    final["updated_at"] = now
+    final = changed_transaction(
+        locked,
+        status=status,
+        amount=amount,
+        fee=fee,
+        reason=reason,
+        completion_proof=None,
+        audit_cid=None,
+    )
     if status == "COMPLETED":
-        final["completed_at"] = now
-        final["completion_proof"] = completion_proof
-    if status == "REFUNDED":
-        final["refunded_at"] = now
+        final["completion_proof"] = completion_proof  # as given, not as stored
     for name in _UNRECORDED:
         final.pop(name)
     history = [

@@ -3,7 +3,12 @@
 A buyer creates (holds), the seller completes (settles), either party fails a PENDING
 one (release), the seller or an operator refunds a COMPLETED one within the refund
 window. A party acting on someone else's transaction is 403 ``FORBIDDEN``. Each action
-runs on the caller's connection inside one database transaction (see ``escrow``).
+takes the request's ``Idempotency-Key`` (if any) and answers with the response's status
+and JSON, replaying the first response to a repeated key.
+
+``create`` is one statement and needs no transaction around it (each statement commits
+by itself); the other actions run on the caller's connection inside one database
+transaction (see ``escrow``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dukenet.errors import Forbidden, InvalidInput
 from dukenet.market import escrow
 from dukenet.market.errors import TransactionNotFound
+from dukenet.market.idempotency import (
+    Outcome,
+    Reply,
+    RequestKey,
+    StoredResponse,
+    stored_response,
+    unclaimable,
+)
 from dukenet.market.inputs import PurchaseRequest
-from dukenet.market.records import transaction_dict
+from dukenet.market.records import as_created, transaction_dict, transaction_json
 from dukenet.store.postgres import Connection
 from dukenet.store.sql import load_queries
 
@@ -48,11 +61,11 @@ async def create(
     buyer_agent_id: str,
     request: PurchaseRequest,
     *,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
+    key: RequestKey | None = None,
+) -> Outcome:
     """The buyer's purchase: a PENDING transaction holding ``amount`` from its balance
-    (402 without the money, 404/409 for an unknown or unavailable seller)."""
-    return await escrow.create_hold(
+    (402 without the money, 404/409 for an unknown or unavailable seller), answered 201."""
+    row = await escrow.create_hold(
         conn,
         buyer_agent_id=buyer_agent_id,
         seller_agent_id=request.seller_agent_id,
@@ -62,10 +75,43 @@ async def create(
         item_id=request.item_id,
         payment_method=request.payment_method,
         metadata=request.metadata,
-        idempotency_key=idempotency_key,
+        request=key,
+        status_code=201,
         actor="buyer",
         check_seller=True,
     )
+    if row is not None:
+        return Outcome(201, transaction_json(as_created(row)))
+    assert key is not None  # only a used key refuses without raising
+    # The key's first purchase: answered again with the transaction as it created it.
+    created = await conn.fetchrow(QUERIES["purchase_by_key"], buyer_agent_id, key.key)
+    if created is None:
+        raise unclaimable(key.key)  # the key's record outlived its transaction's key
+    return Outcome(201, transaction_json(as_created(created)), replayed=True)
+
+
+async def _claim_and_lock(
+    conn: Connection,
+    transaction_id: UUID,
+    key: RequestKey | None,
+    proof: dict[str, Any] | None = None,
+) -> escrow.Locked | StoredResponse:
+    """The locked transaction, or the stored response when ``key`` was already used."""
+    for _ in range(2):
+        locked = await escrow.claim_and_lock(conn, transaction_id, key, proof=proof)
+        if locked is not None:
+            return locked
+        assert key is not None  # only a used key refuses without raising
+        stored = await stored_response(conn, key)
+        if stored is not None:
+            return stored
+        # purged between the two statements: claim it again
+    assert key is not None
+    raise unclaimable(key.key)
+
+
+def _replayed(stored: StoredResponse) -> Outcome:
+    return Outcome(stored.status_code, stored.body, replayed=True)
 
 
 async def complete(
@@ -77,12 +123,16 @@ async def complete(
     fee_rate: Decimal,
     amount: Decimal | None = None,
     completion_proof: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    key: RequestKey | None = None,
+) -> Outcome:
     """The seller settles a PENDING transaction (the buyer cannot: 403)."""
-    locked = await escrow.lock_transaction(conn, transaction_id)
+    locked = await _claim_and_lock(conn, transaction_id, key, completion_proof)
+    if isinstance(locked, StoredResponse):
+        return _replayed(locked)
     if _role(locked, caller) != "seller":
         raise Forbidden("only the seller completes a transaction")
-    return await escrow.settle_locked(
+    reply = Reply(200, key)
+    await escrow.settle_locked(
         conn,
         network_key,
         locked,
@@ -90,18 +140,29 @@ async def complete(
         amount=amount,
         completion_proof=completion_proof,
         actor="seller",
+        reply=reply,
     )
+    return Outcome(reply.status_code, reply.body)
 
 
 async def fail(
-    conn: Connection, transaction_id: UUID, *, caller: str, reason: str | None = None
-) -> dict[str, Any]:
+    conn: Connection,
+    transaction_id: UUID,
+    *,
+    caller: str,
+    reason: str | None = None,
+    key: RequestKey | None = None,
+) -> Outcome:
     """Either party fails a PENDING transaction; the hold returns to the buyer."""
-    locked = await escrow.lock_transaction(conn, transaction_id)
+    locked = await _claim_and_lock(conn, transaction_id, key)
+    if isinstance(locked, StoredResponse):
+        return _replayed(locked)
     role = _role(locked, caller)
-    return await escrow.release_locked(
-        conn, locked, reason=reason or f"failed by the {role}", actor=role
+    reply = Reply(200, key)
+    await escrow.release_locked(
+        conn, locked, reason=reason or f"failed by the {role}", actor=role, reply=reply
     )
+    return Outcome(reply.status_code, reply.body)
 
 
 async def refund(
@@ -112,21 +173,27 @@ async def refund(
     caller: str | None,
     window: timedelta,
     reason: str | None = None,
-) -> dict[str, Any]:
+    key: RequestKey | None = None,
+) -> Outcome:
     """The seller or an operator (``caller`` None) refunds a COMPLETED transaction within
     ``window`` of its completion (409 ``REFUND_WINDOW_CLOSED`` after)."""
-    locked = await escrow.lock_transaction(conn, transaction_id)
+    locked = await _claim_and_lock(conn, transaction_id, key)
+    if isinstance(locked, StoredResponse):
+        return _replayed(locked)
     role = _role(locked, caller)
     if role == "buyer":
         raise Forbidden("only the seller or an operator refunds a transaction")
-    return await escrow.refund_locked(
+    reply = Reply(200, key)
+    await escrow.refund_locked(
         conn,
         network_key,
         locked,
         reason=reason or f"refunded by the {role}",
         window=window,
         actor=role,
+        reply=reply,
     )
+    return Outcome(reply.status_code, reply.body)
 
 
 async def get(conn: Connection, transaction_id: UUID, *, caller: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from dukenet.api.auth import Credentials, bearer_token, hit_as_agent, session_store
 from dukenet.api.deps import ServicesDep
 from dukenet.market import idempotency
+from dukenet.market.idempotency import Outcome, RequestKey
 from dukenet.runtime import Services
 from dukenet.store.postgres import Connection, SerializationConflict
 
@@ -69,6 +70,47 @@ AgentOrOperator = Annotated[Caller, Depends(agent_or_operator)]
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
     """Serialize a resource once (money as decimal strings)."""
     return Response(model.model_dump_json(), status_code=status_code, media_type=JSON)
+
+
+def request_key(
+    request: Request, scope: str, key: str | None, body: BaseModel
+) -> RequestKey | None:
+    """The request's ``Idempotency-Key`` with its fingerprint (None without a key)."""
+    if key is None:
+        return None
+    idempotency.check_key(key)
+    payload = body.model_dump(mode="json")
+    return RequestKey(
+        scope, key, idempotency.fingerprint(request.method, request.url.path, payload)
+    )
+
+
+async def run_transaction_action(
+    services: Services,
+    action: Callable[[Connection], Awaitable[Outcome]],
+    *,
+    atomic: bool = True,
+) -> Response:
+    """Run a transaction route's ``action`` (which claims the key and stores its response
+    itself) inside one database transaction, or, if it is one statement (``atomic`` False),
+    on a connection without one; retried when it lost a deadlock or serialization race."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            if atomic:
+                async with services.db.transaction() as conn:
+                    outcome = await action(conn)
+            else:
+                async with services.db.acquire() as conn:
+                    outcome = await action(conn)
+        except SerializationConflict:
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+        return Response(
+            outcome.body, status_code=outcome.status_code, media_type=JSON, headers=headers
+        )
+    raise AssertionError("unreachable")
 
 
 async def run_money_change(

@@ -20,9 +20,11 @@ from dukenet.api.routes.money import (
     AgentOrOperator,
     IdempotencyKey,
     json_response,
-    run_money_change,
+    request_key,
+    run_transaction_action,
 )
 from dukenet.market import transactions
+from dukenet.market.idempotency import Outcome
 from dukenet.market.inputs import CompleteRequest, PurchaseRequest, ReasonRequest
 from dukenet.market.models import Transaction, TransactionPage, TransactionStatus, TransactionType
 from dukenet.store.postgres import Connection
@@ -47,19 +49,12 @@ async def create_transaction(
     """Buy from ``seller_agent_id``: a PENDING transaction holding ``amount`` from your
     available balance (402 ``INSUFFICIENT_FUNDS`` if it is not there)."""
 
-    async def change(conn: Connection) -> Transaction:
-        created = await transactions.create(conn, caller, body, idempotency_key=idempotency_key)
-        return Transaction.model_validate(created)
+    key = request_key(request, f"agent:{caller}", idempotency_key, body)
 
-    return await run_money_change(
-        services,
-        request,
-        scope=f"agent:{caller}",
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
-        change=change,
-        status_code=201,
-    )
+    async def create(conn: Connection) -> Outcome:
+        return await transactions.create(conn, caller, body, key=key)
+
+    return await run_transaction_action(services, create, atomic=False)
 
 
 @router.post(
@@ -79,9 +74,10 @@ async def complete_transaction(
     """The seller settles a PENDING transaction with its completion proof (e.g. a CID):
     the seller gets ``amount - platform_fee``, the fee goes to the platform."""
     body = body or CompleteRequest()
+    key = request_key(request, f"agent:{caller}", idempotency_key, body)
 
-    async def change(conn: Connection) -> Transaction:
-        settled = await transactions.complete(
+    async def complete(conn: Connection) -> Outcome:
+        return await transactions.complete(
             conn,
             services.network_key,
             transaction_id,
@@ -89,17 +85,10 @@ async def complete_transaction(
             fee_rate=services.settings.platform_fee_rate,
             amount=body.amount,
             completion_proof=body.completion_proof,
+            key=key,
         )
-        return Transaction.model_validate(settled)
 
-    return await run_money_change(
-        services,
-        request,
-        scope=f"agent:{caller}",
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
-        change=change,
-    )
+    return await run_transaction_action(services, complete)
 
 
 @router.post(
@@ -118,19 +107,14 @@ async def fail_transaction(
 ) -> Response:
     """Either party fails a PENDING transaction; the hold returns to the buyer."""
     body = body or ReasonRequest()
+    key = request_key(request, f"agent:{caller}", idempotency_key, body)
 
-    async def change(conn: Connection) -> Transaction:
-        failed = await transactions.fail(conn, transaction_id, caller=caller, reason=body.reason)
-        return Transaction.model_validate(failed)
+    async def fail(conn: Connection) -> Outcome:
+        return await transactions.fail(
+            conn, transaction_id, caller=caller, reason=body.reason, key=key
+        )
 
-    return await run_money_change(
-        services,
-        request,
-        scope=f"agent:{caller}",
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
-        change=change,
-    )
+    return await run_transaction_action(services, fail)
 
 
 @router.post(
@@ -151,26 +135,20 @@ async def refund_transaction(
     the window, 402 if the seller has already spent its share)."""
     body = body or ReasonRequest()
     window = timedelta(seconds=services.settings.refund_window_seconds)
+    key = request_key(request, caller.scope, idempotency_key, body)
 
-    async def change(conn: Connection) -> Transaction:
-        refunded = await transactions.refund(
+    async def refund(conn: Connection) -> Outcome:
+        return await transactions.refund(
             conn,
             services.network_key,
             transaction_id,
             caller=caller.agent_id,
             window=window,
             reason=body.reason,
+            key=key,
         )
-        return Transaction.model_validate(refunded)
 
-    return await run_money_change(
-        services,
-        request,
-        scope=caller.scope,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
-        change=change,
-    )
+    return await run_transaction_action(services, refund)
 
 
 @router.get(
