@@ -147,3 +147,25 @@ async def test_rate_limit_returns_429_then_recovers(settings: Settings) -> None:
             await asyncio.sleep(1.1)
             assert (await http.get(path)).status_code == 200
             assert (await sdk.heartbeat()).status == "ACTIVE"
+
+
+async def test_a_forged_token_cannot_spend_another_agents_rate_limit(settings: Settings) -> None:
+    limited = settings.model_copy(update={"rate_limits": "heartbeat=2/minute"})
+    async for application in _app(limited):
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
+            AsyncClient(
+                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
+            ) as sdk,
+        ):
+            await sdk.register("Victim")
+            forged = {"Authorization": f"Bearer {sdk.agent_id}.not-the-secret"}
+            for _ in range(5):
+                refused = await http.post(f"/v1/agents/{sdk.agent_id}/heartbeat", headers=forged)
+                assert (refused.status_code, refused.json()["code"]) == (401, "UNAUTHORIZED")
+            # The agent's own two heartbeats in this minute are still allowed, the third not.
+            assert (await sdk.heartbeat()).status == "ACTIVE"
+            assert (await sdk.heartbeat()).status == "ACTIVE"
+            with pytest.raises(errors.RateLimited):
+                await sdk.heartbeat()

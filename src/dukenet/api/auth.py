@@ -50,16 +50,22 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-async def current_agent(services: ServicesDep, credentials: Credentials) -> str:
-    """The id of the agent whose live session token came with the request."""
+async def current_agent(request: Request, services: ServicesDep, credentials: Credentials) -> str:
+    """The id of the agent whose live session token came with the request (already known
+    when the route's ``rate_limit(..., authenticated=True)`` authenticated it)."""
+    known: str | None = getattr(request.state, "agent_id", None)
+    if known is not None:
+        return known
     return await session_store(services).authenticate(bearer_token(credentials))
 
 
-async def optional_agent(services: ServicesDep, credentials: Credentials) -> str | None:
+async def optional_agent(
+    request: Request, services: ServicesDep, credentials: Credentials
+) -> str | None:
     """Like ``current_agent`` for routes that anonymous callers may use too."""
     if credentials is None:
         return None
-    return await current_agent(services, credentials)
+    return await current_agent(request, services, credentials)
 
 
 async def caller_of(request: Request, services: Services) -> str | None:
@@ -150,8 +156,21 @@ def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awa
     """
     if authenticated:
 
-        async def per_agent(request: Request, services: ServicesDep, caller: CurrentAgent) -> None:
-            await hit_as_agent(request, services, caller, family)
+        async def per_agent(
+            request: Request, services: ServicesDep, credentials: Credentials
+        ) -> None:
+            # Authenticates and counts in one Redis round trip; the route's CurrentAgent
+            # then reuses the agent id from request.state.
+            token = bearer_token(credentials)
+            counter = limiter(request, services)
+            try:
+                caller = await session_store(services).authenticate(token, count=(counter, family))
+            except RateLimited:
+                await trust_events.note_rate_limited(
+                    services.db, services.cache, token.partition(".")[0]
+                )
+                raise
+            request.state.agent_id = caller
 
         per_agent.__name__ = f"rate_limit_{family}"
         return per_agent

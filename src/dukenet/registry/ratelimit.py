@@ -76,6 +76,30 @@ def _as_bytes(value: bytes | str | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
+# A request with a bearer token: read the session and the agent's cached record and, only
+# if the session belongs to the agent the token names, count the request (ARGV[1] agent id,
+# ARGV[2] window). Returns {session, agent record, owner or false, count, ttl}.
+_SESSION_HIT = """
+local session = redis.call('GET', KEYS[1])
+local agent = redis.call('GET', KEYS[2])
+if not session then
+  return {false, agent, false, 0, 0}
+end
+local ok, decoded = pcall(cjson.decode, session)
+local owner = ok and type(decoded) == 'table' and decoded['agent_id'] or false
+if owner ~= ARGV[1] then
+  return {session, agent, owner, 0, 0}
+end
+local count = redis.call('INCR', KEYS[3])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {session, agent, owner, count, ttl}
+"""
+
+
 @dataclass(frozen=True)
 class Usage:
     """The caller's count in the current window and the milliseconds until it resets."""
@@ -92,6 +116,7 @@ class RateLimiter:
         self.limits = limits
         self._hit = cache.client.register_script(_HIT)
         self._hit_and_get = cache.client.register_script(_HIT_AND_GET)
+        self._session_hit = cache.client.register_script(_SESSION_HIT)
         self._warned_at = 0.0
 
     async def hit(self, caller: str, family: str) -> Usage | None:
@@ -131,6 +156,29 @@ class RateLimiter:
             return False, None
         self._check(limit, family, Usage(int(count), int(reset_ms)))
         return True, _as_bytes(value)
+
+    async def hit_with_session(
+        self, agent_id: str, family: str, session_key: str, agent_key: str
+    ) -> tuple[bytes | None, bytes | None, str | None]:
+        """Read a session and an agent's cached record (keys already prefixed) and count the
+        request against ``agent_id``'s ``family`` limit if the session is ``agent_id``'s,
+        in one Redis round trip (``sessions.SessionStore.authenticate``).
+
+        Returns the raw session, the raw agent record and the session's owner. Redis being
+        down raises ``CacheUnavailable`` (no session can be checked then); past the limit,
+        ``RateLimited``. ``family`` must have a limit.
+        """
+        limit = self.limits[family]
+        assert limit is not None
+        async with self.cache.guard():
+            session, agent, owner, count, reset_ms = await self._session_hit(
+                keys=[session_key, agent_key, self.cache.key("ratelimit", agent_id, family)],
+                args=[agent_id, limit.get_expiry() * 1000],
+            )
+        owner_id = owner.decode() if isinstance(owner, bytes) else owner or None
+        if owner_id == agent_id:
+            self._check(limit, family, Usage(int(count), int(reset_ms)))
+        return _as_bytes(session or None), _as_bytes(agent or None), owner_id
 
     def _check(self, limit: RateLimitItem, family: str, usage: Usage) -> Usage:
         if usage.count > limit.amount:

@@ -24,6 +24,7 @@ from dukenet.registry import agents
 from dukenet.registry.cache import AgentCache
 from dukenet.registry.errors import AgentNotFound, AgentSuspended, InvalidChallenge
 from dukenet.registry.models import Challenge, Session
+from dukenet.registry.ratelimit import RateLimiter
 from dukenet.store.cache import Cache
 from dukenet.store.postgres import Database
 
@@ -82,8 +83,15 @@ class SessionStore:
         """Log out: the token stops working at once."""
         await self.cache.delete(self._session_key(token))
 
-    async def authenticate(self, token: str) -> str:
+    async def authenticate(
+        self, token: str, *, count: tuple[RateLimiter, str] | None = None
+    ) -> str:
         """The agent id a live bearer token belongs to.
+
+        With ``count=(limiter, family)`` the request is also counted against the agent's
+        ``family`` rate limit in the same Redis round trip (only when the session is live
+        and the agent's own, so a forged token cannot spend another agent's limit), and
+        ``RateLimited`` is raised past the limit.
 
         Raises ``Unauthorized`` for unknown or expired tokens and deregistered agents,
         ``AgentSuspended`` for suspended ones, ``CacheUnavailable`` when Redis is down
@@ -93,14 +101,22 @@ class SessionStore:
         if not dot or not secret or len(agent_id) != 64:
             raise Unauthorized("malformed bearer token")
         agent_cache = AgentCache.of(self.cache)
-        async with self.cache.guard() as client:
-            pipe = client.pipeline(transaction=False)
-            pipe.get(self._session_key(token))
-            pipe.get(agent_cache.key(agent_id))
-            raw_session, raw_agent = await pipe.execute()
+        session_key, agent_key = self._session_key(token), agent_cache.key(agent_id)
+        limiter, family = count or (None, "")
+        if limiter is not None and limiter.limits[family] is not None:
+            raw_session, raw_agent, owner = await limiter.hit_with_session(
+                agent_id, family, session_key, agent_key
+            )
+        else:
+            async with self.cache.guard() as client:
+                pipe = client.pipeline(transaction=False)
+                pipe.get(session_key)
+                pipe.get(agent_key)
+                raw_session, raw_agent = await pipe.execute()
+            owner = None if raw_session is None else json.loads(raw_session).get("agent_id")
         if raw_session is None:
             raise Unauthorized("the session expired or was closed; log in again")
-        if json.loads(raw_session).get("agent_id") != agent_id:
+        if owner != agent_id:
             raise Unauthorized("the session does not belong to this agent")
         record = agent_cache.cached(raw_agent)
         if record is None or agent_id in agent_cache.pending:
