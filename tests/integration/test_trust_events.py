@@ -76,6 +76,23 @@ async def test_attempts_move_the_score_and_append_records(network: TrustNetwork)
     assert last["p99_latency_ms"] >= 7_000
 
 
+async def test_cached_search_results_show_a_new_score_at_once(network: TrustNetwork) -> None:
+    spec = {"name": "x.trusted", "version": "1.0.0", "input_schema": {}, "output_schema": {}}
+    agent, _ = await network.register("Searchable", capabilities=[spec])
+    query = {"name": "x.trusted", "min_trust": 50.5}
+
+    async def found() -> list[str]:
+        response = await network.http.get("/v1/search/capabilities", params=query)
+        assert response.status_code == 200, response.text
+        return [hit["agent"]["agent_id"] for hit in response.json()["items"]]
+
+    assert await found() == []  # 50.0: below the filter, and now cached
+    assert await found() == []
+    await attempt(network.services, agent, await _work(network, agent), outcome="success")
+    assert await trust_of(network.services, agent) > 50.5
+    assert await found() == [agent]
+
+
 async def test_failures_the_agent_did_not_cause_and_cancellations_do_not_count(
     network: TrustNetwork,
 ) -> None:

@@ -15,7 +15,6 @@ from dukenet.api.deps import ServicesDep
 from dukenet.api.routes.agents import AgentId, json_response, problem_responses
 from dukenet.config import Settings
 from dukenet.registry.cache import AgentCache
-from dukenet.registry.search import invalidate_search_cache
 from dukenet.runtime import Services
 from dukenet.store.cache import Cache
 from dukenet.trust import events, explain, fraud, owners, ratings
@@ -34,9 +33,10 @@ router = APIRouter(prefix="/v1", tags=["trust"])
 
 
 async def invalidate_agent_caches(cache: Cache, agent_ids: Sequence[str]) -> None:
-    """After a trust change committed: the registry's agent lookups and search results."""
+    """After a trust change committed: the registry's agent lookups and search results
+    (search keys embed ``registry:version``, which the agent invalidation bumps in the
+    same round trip)."""
     await AgentCache.of(cache).invalidate(*agent_ids)
-    await invalidate_search_cache(cache)
 
 
 _parameters: dict[int, tuple[Settings, TrustParameters]] = {}
