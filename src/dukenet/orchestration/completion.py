@@ -35,7 +35,7 @@ from dukenet.orchestration.lifecycle import (
     lock_tasks,
 )
 from dukenet.orchestration.outcomes import Failure
-from dukenet.orchestration.progress import ZERO, Changes
+from dukenet.orchestration.progress import ZERO, Changes, lock_before_payment
 from dukenet.store.postgres import Connection, Database, Record
 from dukenet.store.sql import load_queries
 
@@ -151,6 +151,7 @@ async def complete_attempts(
         if row["transaction_id"] is not None:
             if len(answers) > 1:
                 raise RecordOneByOne("payments settle one completion at a time")
+            await lock_before_payment(conn, row["parent_task_id"])
             await _settle(conn, context, row, charged, answer.output)
         delta = changes.delta(task_id)
         delta.move("running", "completed")

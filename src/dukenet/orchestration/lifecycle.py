@@ -21,7 +21,7 @@ from dukenet.market import escrow
 from dukenet.orchestration import inputs
 from dukenet.orchestration.engine import Context
 from dukenet.orchestration.errors import FailureCode, TaskFinished
-from dukenet.orchestration.progress import ZERO, Changes
+from dukenet.orchestration.progress import ZERO, Changes, lock_before_payment
 from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
@@ -93,6 +93,8 @@ async def end_task(
     one marked FAILED, the task ended with its audit record; tasks waiting for it fail.
     ``TaskFinished`` (rolling everything back) when the task had already ended."""
     rows = await conn.fetch(QUERIES["lock_open_subtasks"], task_id)
+    if any(row["transaction_id"] is not None for row in rows):
+        await lock_before_payment(conn, task_id)
     delta = changes.delta(task_id)
     cancelled: list[UUID] = []
     for row in rows:

@@ -16,7 +16,7 @@ from dukenet.orchestration import backoff, feedback
 from dukenet.orchestration.engine import Context
 from dukenet.orchestration.errors import FailureCode
 from dukenet.orchestration.lifecycle import FailedSubtask, end_task, release_hold
-from dukenet.orchestration.progress import ZERO, Changes
+from dukenet.orchestration.progress import ZERO, Changes, lock_before_payment
 from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
@@ -142,6 +142,7 @@ async def _retry(
 ) -> None:
     task_id: UUID = row["parent_task_id"]
     if row["transaction_id"] is not None:
+        await lock_before_payment(conn, row["parent_task_id"])
         await release_hold(conn, row["transaction_id"], f"{failure.code}: {failure.message}")
     next_at = await conn.fetchval(
         QUERIES["retry_subtask"],

@@ -26,6 +26,14 @@ STATES = ("pending", "ready", "assigned", "running", "completed", "failed", "can
 ZERO = Decimal("0.0000")
 
 
+async def lock_before_payment(conn: Connection, task_id: UUID) -> None:
+    """Lock a task's progress row before its escrow moves money (a settlement or a released
+    hold). Balances come after progress rows in the lock order: a claim holds its tasks'
+    progress rows while it takes holds, so a settlement that locked the buyer's balance
+    first and the progress row second would deadlock with it."""
+    await conn.execute(QUERIES["lock_progress"], [task_id])
+
+
 @dataclass
 class Delta:
     """Changes to one task's counters."""

@@ -2,6 +2,7 @@
 --
 -- Lock order, followed by every transaction that changes a task, so they do not deadlock:
 -- subtask rows (several at once: in subtask_id order) -> the task's task_progress row ->
+-- balances (escrow holds, settlements and releases; see progress.lock_before_payment) ->
 -- the tasks row. Claims take their subtask rows with SKIP LOCKED and never wait for them.
 
 -- name: eligible_capabilities
