@@ -494,50 +494,33 @@ def main() -> None:
         get_work: Work = [("GET", f"{url}/v1/agents/{a}", None) for a in picks]
         bare_work: Work = [("GET", f"{bare_url}/bare/get/{a}", None) for a in picks]
         share = args.lookup_seconds / rounds
-        get_rounds: list[dict[str, Any]] = []
-        bare_get_rounds: list[dict[str, Any]] = []
-        for _ in range(rounds):
-            get_rounds.append(
-                measured(
-                    server.pid,
-                    clients,
-                    args.client_processes,
-                    get_work,
-                    seconds=share,
-                )
-            )
-            bare_get_rounds.append(
-                measured(bare.pid, clients, args.client_processes, bare_work, seconds=share)
-            )
-        lookups, bare_get = combine(get_rounds), combine(bare_get_rounds)
+
+        def lookup_rounds(concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
+            """DukeNET and bare lookups, interleaved over the rounds."""
+            ours: list[dict[str, Any]] = []
+            floor: list[dict[str, Any]] = []
+            for _ in range(rounds):
+                for pid, work, results in (
+                    (server.pid, get_work, ours),
+                    (bare.pid, bare_work, floor),
+                ):
+                    results.append(
+                        measured(
+                            pid,
+                            clients,
+                            args.client_processes,
+                            work,
+                            seconds=share,
+                            concurrency=concurrency,
+                        )
+                    )
+            return combine(ours), combine(floor)
+
+        lookups, bare_get = lookup_rounds(CONCURRENCY)
         # The same lookups with fewer requests in flight: with 32 in flight a request waits
         # behind the other 31 (Little's law: mean latency = in flight / throughput), so the
         # latency a lightly queued caller sees is measured separately.
-        few = args.low_concurrency
-        low_rounds: list[dict[str, Any]] = []
-        bare_low_rounds: list[dict[str, Any]] = []
-        for _ in range(rounds):
-            low_rounds.append(
-                measured(
-                    server.pid,
-                    clients,
-                    args.client_processes,
-                    get_work,
-                    seconds=share,
-                    concurrency=few,
-                )
-            )
-            bare_low_rounds.append(
-                measured(
-                    bare.pid,
-                    clients,
-                    args.client_processes,
-                    bare_work,
-                    seconds=share,
-                    concurrency=few,
-                )
-            )
-        lookups_low, bare_get_low = combine(low_rounds), combine(bare_low_rounds)
+        lookups_low, bare_get_low = lookup_rounds(args.low_concurrency)
         server_rss = peak_rss_mb(server.pid)
         bare_rss = peak_rss_mb(bare.pid)
     finally:

@@ -32,26 +32,24 @@ DEFAULT_LIMITS: dict[str, str] = {
     "heartbeat": "60/minute",
 }
 
-_HIT = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+
+def _count(key: str, window: str) -> str:
+    """Lua that counts a hit on ``key`` (setting the window's expiry on the first hit) and
+    leaves the count and the milliseconds left in ``count`` and ``ttl``."""
+    return f"""
+local count = redis.call('INCR', {key})
+local ttl = redis.call('PTTL', {key})
 if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', {key}, {window})
+  ttl = tonumber({window})
 end
-return {count, ttl}
 """
 
+
+_HIT = _count("KEYS[1]", "ARGV[1]") + "return {count, ttl}"
+
 # The same count, plus a GET of another key in the same round trip (``hit_and_get``).
-_HIT_AND_GET = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl, redis.call('GET', KEYS[2])}
-"""
+_HIT_AND_GET = _count("KEYS[1]", "ARGV[1]") + "return {count, ttl, redis.call('GET', KEYS[2])}"
 
 
 def parse_limits(overrides: str = "") -> dict[str, RateLimitItem | None]:
@@ -79,7 +77,8 @@ def _as_bytes(value: bytes | str | None) -> bytes | None:
 # A request with a bearer token: read the session and the agent's cached record and, only
 # if the session belongs to the agent the token names, count the request (ARGV[1] agent id,
 # ARGV[2] window). Returns {session, agent record, owner or false, count, ttl}.
-_SESSION_HIT = """
+_SESSION_HIT = (
+    """
 local session = redis.call('GET', KEYS[1])
 local agent = redis.call('GET', KEYS[2])
 if not session then
@@ -90,14 +89,10 @@ local owner = ok and type(decoded) == 'table' and decoded['agent_id'] or false
 if owner ~= ARGV[1] then
   return {session, agent, owner, 0, 0}
 end
-local count = redis.call('INCR', KEYS[3])
-local ttl = redis.call('PTTL', KEYS[3])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {session, agent, owner, count, ttl}
 """
+    + _count("KEYS[3]", "ARGV[2]")
+    + "return {session, agent, owner, count, ttl}"
+)
 
 
 @dataclass(frozen=True)
