@@ -273,4 +273,5 @@ async def test_cache_ttl_zero_disables_the_cache(services: Services) -> None:
     searcher = dataclasses.replace(Searcher.of(services), cache_ttl=0)
     before = set(await _cached_keys(services))
     await searcher.search(parse_search_query(name="nocache.probe"))
-    assert set(await _cached_keys(services)) == before
+    # Nothing new was stored (entries of earlier searches may expire meanwhile).
+    assert set(await _cached_keys(services)) <= before
