@@ -35,19 +35,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
 from dukenet import crypto
 from dukenet.cli.common import DataDir, console, err_console
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 from dukenet.cli.task import TaskView, money, styled, watch_task
 from dukenet.demo_agents import ARTICLE, brief_task
 from dukenet.sdk import AsyncClient, Task
@@ -64,6 +64,14 @@ AGENTS = [
 FAILOVER_SUBTASK = "summarize"
 DEPOSIT = Decimal("1.00")
 PLATFORM = "platform fees"
+
+
+def _new_owner() -> LocalAccount:
+    """A fresh Ethereum account for an agent whose owner address the demo proves."""
+    from eth_account import Account  # heavy import (about 1 s): only for the demo
+
+    owner: LocalAccount = Account.create()
+    return owner
 
 
 def free_port() -> int:
@@ -174,7 +182,7 @@ async def start_agents(demo: Demo) -> dict[str, Process]:
         key = demo.data_dir / "keys" / f"{module_name}.pem"
         key.parent.mkdir(parents=True, exist_ok=True)
         private = crypto.load_or_create_private_key(key)
-        owner = Account.create() if proven_owner else None
+        owner = _new_owner() if proven_owner else None
         port = free_port()
         args = ["dukenet.demo_agents", module_name, "--network", demo.server_url]
         args += ["--port", str(port), "--key", str(key)]
@@ -209,6 +217,8 @@ async def prove_owners(demo: Demo, agents: dict[str, Process]) -> None:
             ) as http:
                 challenge = await http.get(f"/v1/agents/{process.agent_id}/owner-proof")
                 challenge.raise_for_status()
+                from eth_account.messages import encode_defunct  # heavy: demo only
+
                 message = encode_defunct(text=challenge.json()["message"])
                 signature = process.owner.sign_message(message).signature.hex()
                 proof = await http.put(

@@ -18,12 +18,13 @@ from dukenet.cli.common import (
     friendly_errors,
 )
 from dukenet.config import Settings
-from dukenet.orchestration.worker import Worker
 from dukenet.runtime import open_services
 
 
 async def run_worker(settings: Settings, concurrency: int | None) -> None:
     """Run one worker until SIGTERM or SIGINT, then stop it gracefully."""
+    from dukenet.orchestration.worker import Worker  # heavy: imported for this command only
+
     async with open_services(settings) as services:
         worker = Worker(services, concurrency=concurrency)
         loop = asyncio.get_running_loop()

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from dukenet.trust.scoring import Bools, Floats, Ints
 
@@ -52,6 +51,8 @@ def eigentrust(
         return EigenTrustResult(np.zeros(0), 0, 0.0, 0, 0)
     keep = (source != target) & (weight > 0)
     source, target, weight = source[keep], target[keep], weight[keep]
+    from scipy.sparse import csr_matrix  # heavy import: only for the full recomputation
+
     local = csr_matrix((weight, (source, target)), shape=(count, count))
     local.sum_duplicates()
     row_sums = np.asarray(local.sum(axis=1)).ravel()

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from dukenet.store.postgres import Connection, Database, Record, translate_errors
 from dukenet.store.sql import load_queries
@@ -189,6 +187,9 @@ def ring_candidates(
     high_rater, high_agent = high_rater[keep], high_agent[keep]
     if high_rater.size == 0:
         return []
+    from scipy.sparse import csr_matrix  # heavy imports: only for the full recomputation
+    from scipy.sparse.csgraph import connected_components
+
     graph = csr_matrix((np.ones(high_rater.size), (high_rater, high_agent)), shape=(count, count))
     _, labels = connected_components(graph, directed=True, connection="strong")
     sizes = np.bincount(labels, minlength=labels.max() + 1)

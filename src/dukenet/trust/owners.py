@@ -8,8 +8,6 @@ address count in its verified-signer component while ``owner_address`` stays the
 
 from __future__ import annotations
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address
 
 from dukenet.store.cache import Cache
@@ -34,6 +32,9 @@ def owner_message(agent_id: str, owner_address: str) -> str:
 
 def recover_signer(message: str, signature: str) -> str:
     """The address whose EIP-191 signature of ``message`` this is (422 when malformed)."""
+    from eth_account import Account  # heavy import: only when a proof is checked
+    from eth_account.messages import encode_defunct
+
     try:
         address: str = Account.recover_message(encode_defunct(text=message), signature=signature)
     except Exception as exc:  # eth-account raises several types for malformed signatures
