@@ -84,9 +84,12 @@ async def _lock_agent(conn: Connection, agent_id: str) -> Record:
     return row
 
 
-def verify_registration(payload: dict[str, Any], now: datetime | None = None) -> Registration:
-    """Parse a registration and check its signature and timestamp; return the parsed form."""
-    registration = parse(Registration, payload)
+def verify_registration(
+    payload: dict[str, Any], now: datetime | None = None, *, parsed: Registration | None = None
+) -> Registration:
+    """Parse a registration and check its signature and timestamp; return the parsed form.
+    ``parsed``: the payload already validated as a ``Registration`` (the API's body)."""
+    registration = parsed if parsed is not None else parse(Registration, payload)
     agent_id = crypto.agent_id_for(registration.public_key)
     if registration.agent_id is not None and registration.agent_id != agent_id:
         raise InvalidInput("agent_id is not sha256 of the public key", field="/agent_id")
@@ -118,9 +121,11 @@ async def register(
     *,
     network_key: Ed25519PrivateKey,
     heartbeat_ttl: int,
+    parsed: Registration | None = None,
 ) -> Agent:
-    """Register an agent from its signed payload; 409 ``AGENT_EXISTS`` if the key is known."""
-    registration = verify_registration(payload)
+    """Register an agent from its signed payload; 409 ``AGENT_EXISTS`` if the key is known.
+    ``parsed``: the payload already validated as a ``Registration``, if the caller has it."""
+    registration = verify_registration(payload, parsed=parsed)
     agent_id = crypto.agent_id_for(registration.public_key)
     tags = sorted(registration.tags)
     # The signed registration becomes the agent's audit record, written by the same

@@ -59,17 +59,7 @@ SELECT a.agent_id, a.public_key, a.display_name, a.description, a.endpoint_url, 
                  WHERE t.agent_id = a.agent_id), '{}') AS tags,
        NOW() AS measured_at, u.up_30d, u.up_90d, u.up_all
 FROM agents a
-CROSS JOIN LATERAL (
-  SELECT
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '30 days')))), 0)::float8 AS up_30d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '90 days')))), 0)::float8 AS up_90d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at)))), 0)::float8 AS up_all
-  FROM agent_uptime_intervals i
-  WHERE i.agent_id = a.agent_id
-) u
+CROSS JOIN LATERAL dukenet_agent_uptime(a.agent_id, a.created_at) u
 WHERE a.agent_id = $1 AND a.deregistered_at IS NULL;
 
 -- name: list_agents
@@ -82,17 +72,7 @@ SELECT a.agent_id, a.public_key, a.display_name, a.description, a.endpoint_url, 
                  WHERE t.agent_id = a.agent_id), '{}') AS tags,
        NOW() AS measured_at, u.up_30d, u.up_90d, u.up_all
 FROM agents a
-CROSS JOIN LATERAL (
-  SELECT
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '30 days')))), 0)::float8 AS up_30d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '90 days')))), 0)::float8 AS up_90d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at)))), 0)::float8 AS up_all
-  FROM agent_uptime_intervals i
-  WHERE i.agent_id = a.agent_id
-) u
+CROSS JOIN LATERAL dukenet_agent_uptime(a.agent_id, a.created_at) u
 WHERE a.deregistered_at IS NULL
   AND ($1::text IS NULL OR a.status = $1)
   AND ($2::text[] IS NULL OR a.agent_id IN (

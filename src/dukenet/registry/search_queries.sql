@@ -24,9 +24,8 @@ SELECT page.*, c.name, c.version, c.description, c.input_schema, c.output_schema
        c.created_at, c.updated_at,
        ts_rank(c.search_vector, websearch_to_tsquery('english', $6::text)) AS rank,
        now() AS measured_at,
-       (SELECT COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, now())
-                 - GREATEST(i.started_at, page.agent_created_at, now() - INTERVAL '30 days')))),
-                 0)::float8
+       (SELECT COALESCE(SUM(dukenet_seconds_within(i.started_at, i.ended_at,
+                 GREATEST(page.agent_created_at, now() - INTERVAL '30 days'), now())), 0)::float8
         FROM agent_uptime_intervals i
         WHERE i.agent_id = page.agent_id AND i.ended_at > now() - INTERVAL '30 days') AS up_30d
 FROM (

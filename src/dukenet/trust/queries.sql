@@ -130,17 +130,7 @@ SELECT a.agent_id, a.status, a.owner_address, a.trust_score AS stored_score,
 FROM agents a
 CROSS JOIN trust_stats_state ss
 LEFT JOIN trust_agent_stats st ON st.agent_id = a.agent_id
-CROSS JOIN LATERAL (
-  SELECT
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '30 days')))), 0)::float8 AS up_30d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '90 days')))), 0)::float8 AS up_90d,
-    COALESCE(SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-        - GREATEST(i.started_at, a.created_at)))), 0)::float8 AS up_all
-  FROM agent_uptime_intervals i
-  WHERE i.agent_id = a.agent_id
-) u
+CROSS JOIN LATERAL dukenet_agent_uptime(a.agent_id, a.created_at) u
 CROSS JOIN LATERAL (
   SELECT array_agg(r.rater_agent_id) AS raters,
          array_agg(r.rating::float8) AS ratings,

@@ -108,12 +108,11 @@ ORDER BY r.idx;
 -- name: run_uptime
 -- Seconds up in each window, for agents with any uptime history (binary COPY).
 SELECT r.idx,
-  SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-      - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '30 days'))))::float8 AS up_30d,
-  SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-      - GREATEST(i.started_at, a.created_at, NOW() - INTERVAL '90 days'))))::float8 AS up_90d,
-  SUM(GREATEST(0, EXTRACT(EPOCH FROM LEAST(i.ended_at, NOW())
-      - GREATEST(i.started_at, a.created_at))))::float8 AS up_all
+  SUM(dukenet_seconds_within(i.started_at, i.ended_at,
+      GREATEST(a.created_at, NOW() - INTERVAL '30 days'), NOW()))::float8 AS up_30d,
+  SUM(dukenet_seconds_within(i.started_at, i.ended_at,
+      GREATEST(a.created_at, NOW() - INTERVAL '90 days'), NOW()))::float8 AS up_90d,
+  SUM(dukenet_seconds_within(i.started_at, i.ended_at, a.created_at, NOW()))::float8 AS up_all
 FROM trust_run_agents r
 JOIN agents a ON a.agent_id = r.agent_id
 JOIN agent_uptime_intervals i ON i.agent_id = r.agent_id

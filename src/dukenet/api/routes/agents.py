@@ -63,6 +63,7 @@ async def register_agent(body: Registration, request: Request, services: Service
         payload,
         network_key=services.network_key,
         heartbeat_ttl=services.settings.heartbeat_ttl,
+        parsed=body,
     )
     return json_response(agent, 201, location=f"/v1/agents/{agent.agent_id}")
 
