@@ -45,12 +45,10 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import report, summarize
+from bench.common import ADMIN_URL, admin_sql, cpu_seconds, create_database, report, summarize
 from dukenet import crypto
 from dukenet.sdk import AsyncClient
-from dukenet.store import migrations
 
-ADMIN_URL = os.environ.get("DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DUKENET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_TOKEN = "bench-admin-token"
 CONCURRENCY = 32
@@ -199,18 +197,6 @@ def load(
 
 
 # ---------------------------------------------------------------- CPU per pair
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
 def _children(pid: int) -> list[int]:
     """Direct children of a process (uvicorn's worker processes)."""
     found = []
@@ -242,8 +228,8 @@ def _cpu_snapshot(server_pid: int, database: str) -> dict[str, dict[int, float]]
     server = [server_pid, *_children(server_pid)]
     backends = asyncio.run(_backend_pids(database))
     return {
-        "server": {pid: _cpu_seconds(pid) for pid in server},
-        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
+        "server": {pid: cpu_seconds(pid) for pid in server},
+        "postgres": {pid: cpu_seconds(pid) for pid in backends},
     }
 
 
@@ -293,26 +279,6 @@ def start_server(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[by
             pass
         time.sleep(0.1)
     raise TimeoutError("server did not start")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def prepare_database(name: str) -> str:
-    """A fresh, migrated benchmark database; returns its URL."""
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rpartition("/")[0] + f"/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        await migrations.upgrade(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 async def make_agents(url: str, count: int, deposit: str | None) -> list[tuple[str, str]]:
@@ -408,7 +374,7 @@ def run_configuration(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     db_name = f"dukenet_bench_market_{run_id}"
     prefix = f"bench:{run_id}:"
-    db_url = asyncio.run(prepare_database(db_name))
+    db_url = asyncio.run(create_database(db_name))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUKENET_")}
     env |= {
         "DUKENET_DATABASE_URL": db_url,
@@ -450,7 +416,7 @@ def run_configuration(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
         client.close()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
 
     spent = Decimal("10000000") - Decimal(hot_balance["balances"][0]["available"])
     hot_consistent = spent == Decimal(PRICE) * hot_run["pairs"]

@@ -56,12 +56,10 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import report, summarize
+from bench.common import admin_sql, cpu_seconds, create_database, report, summarize
 from dukenet import crypto
 from dukenet.sdk import build_registration
-from dukenet.store import migrations
 
-ADMIN_URL = os.environ.get("DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DUKENET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONCURRENCY = 32
 
@@ -328,12 +326,6 @@ def start_uvicorn(
     raise TimeoutError(f"{target} did not start")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """``load(*args, **kwargs)`` plus the CPU seconds process ``pid`` spent meanwhile."""
     before = cpu_seconds(pid)
@@ -348,26 +340,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def _admin(sql: str, url: str = ADMIN_URL) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _prepare_database(name: str) -> str:
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rpartition("/")[0] + f"/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        await migrations.upgrade(conn)
-        await conn.execute(BARE_TABLE)
-    finally:
-        await conn.close()
-    return url
 
 
 def _load_average() -> dict[str, float]:
@@ -398,7 +370,7 @@ def main() -> None:
     run_id = uuid.uuid4().hex[:8]
     db_name = f"dukenet_bench_{run_id}"
     prefix = f"bench:{run_id}:"
-    db_url = asyncio.run(_prepare_database(db_name))
+    db_url = asyncio.run(create_database(db_name, BARE_TABLE))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUKENET_")}
     env |= {
         "DUKENET_DATABASE_URL": db_url,
@@ -531,7 +503,7 @@ def main() -> None:
         keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(match=prefix + "*", count=1000))
         if keys:
             redis.Redis.from_url(REDIS_URL).delete(*keys)
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
     load_after = _load_average()
 
     if profile_path is not None and profile_path.exists():

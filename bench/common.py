@@ -1,18 +1,58 @@
-"""Shared helpers for benchmarks: percentiles, a rich table, and the JSON report."""
+"""Shared helpers for benchmarks: percentiles, a rich table, the JSON report, benchmark
+databases and process CPU."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from dukenet.store import migrations
+
 RESULTS = Path(__file__).parent / "results"
+ADMIN_URL = os.environ.get("DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def admin_sql(sql: str, url: str = ADMIN_URL) -> None:
+    """Run one statement (e.g. CREATE/DROP DATABASE) on its own connection."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(name: str, *extra_sql: str) -> str:
+    """A fresh benchmark database with every migration applied (then ``extra_sql``);
+    returns its URL."""
+    await admin_sql(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rpartition("/")[0] + f"/{name}"
+    conn = await asyncpg.connect(url)
+    try:
+        await migrations.upgrade(conn)
+        for sql in extra_sql:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+    return url
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def percentile(values: list[float], q: float) -> float:
