@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 
@@ -24,6 +25,16 @@ async def _wait(condition: object, patience: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def _cursor(services: Services, node: str) -> dict[str, Any]:
+    """The publisher's cursor for the node (leaf 0 before its first commit)."""
+    async with services.db.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT next_leaf, last_error FROM audit_publish_cursors WHERE target = $1",
+            node + "/api/v0/",
+        )
+    return dict(row) if row is not None else {"next_leaf": 0, "last_error": None}
 
 
 async def test_records_are_published_with_retries(settings: Settings, services: Services) -> None:
@@ -57,6 +68,12 @@ async def test_records_are_published_with_retries(settings: Settings, services: 
                 await _wait(lambda: second in kubo.blocks and execution in kubo.blocks)
                 path = f"/dukenet/agents/{agent_id}/registration"
                 await _wait(lambda: kubo.mfs.get(path) == second)
+                # The cursor is committed after the node got the records (publisher running).
+                cursor = await _cursor(services, kubo.url)
+                deadline = time.monotonic() + 10
+                while cursor["next_leaf"] < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    cursor = await _cursor(services, kubo.url)
 
     # Exactly our bytes arrived, and each hashes to the CID it was published under.
     for cid, data in kubo.blocks.items():
@@ -70,11 +87,6 @@ async def test_records_are_published_with_retries(settings: Settings, services: 
     assert commands.count("block/put") > len(kubo.blocks)
     puts = [dict(params) for command, params in kubo.calls if command == "block/put"]
     assert all(p["cid-codec"] == "dag-cbor" and p["pin"] == "true" for p in puts)
-    async with services.db.acquire() as conn:
-        cursor = await conn.fetchrow(
-            "SELECT next_leaf, last_error FROM audit_publish_cursors WHERE target = $1",
-            kubo.url + "/api/v0/",
-        )
     assert cursor["next_leaf"] >= 3
     assert cursor["last_error"] is None
 

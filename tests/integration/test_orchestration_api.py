@@ -195,7 +195,8 @@ async def test_list_pages_and_status_filter(network: Network) -> None:
 async def test_a_task_waits_for_its_dependencies(network: Network) -> None:
     agent = await network.agent()
     agent.on("x.run", answer(lambda i: {"v": i}, delay=0.4))
-    agent.on("x.fail", status(400))
+    # Slow enough that the dependent tasks below are submitted while it is still running.
+    agent.on("x.fail", status(400, delay=1.0))
     await add_agent(network.services, agent.url, [{"name": "x.run"}, {"name": "x.fail"}])
     network.start_worker()
     first = (await network.submit(single(input={"n": 1}))).json()

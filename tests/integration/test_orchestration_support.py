@@ -161,10 +161,14 @@ def answer(output: Any, *, cost: str | None = None, delay: float = 0.0) -> Behav
     return behaviour
 
 
-def status(code: int, detail: str = "scripted failure", **headers: str) -> Behaviour:
-    """A behaviour answering with an error status."""
+def status(
+    code: int, detail: str = "scripted failure", *, delay: float = 0.0, **headers: str
+) -> Behaviour:
+    """A behaviour answering with an error status (after ``delay`` seconds)."""
 
     async def behaviour(payload: dict[str, Any]) -> web.StreamResponse:
+        if delay:
+            await asyncio.sleep(delay)
         return web.json_response({"detail": detail}, status=code, headers=headers)
 
     return behaviour
