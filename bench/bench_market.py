@@ -45,7 +45,15 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ADMIN_URL, admin_sql, cpu_seconds, create_database, report, summarize
+from bench.common import (
+    ADMIN_URL,
+    admin_sql,
+    cpu_seconds,
+    create_database,
+    freeze_heap,
+    report,
+    summarize,
+)
 from dukenet import crypto
 from dukenet.sdk import AsyncClient
 
@@ -146,6 +154,7 @@ def _client_worker(job: dict[str, Any]) -> dict[str, Any]:
             "ended": ended,
         }
 
+    freeze_heap()
     return asyncio.run(run())
 
 

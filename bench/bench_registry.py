@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -56,7 +57,14 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import admin_sql, cpu_seconds, create_database, report, summarize
+from bench.common import (
+    admin_sql,
+    cpu_seconds,
+    create_database,
+    freeze_heap,
+    report,
+    summarize,
+)
 from dukenet import crypto
 from dukenet.sdk import build_registration
 
@@ -101,6 +109,8 @@ def bare_app() -> FastAPI:
         )
         app.state.redis = aioredis.Redis.from_url(os.environ["BARE_REDIS_URL"])
         app.state.prefix = os.environ["BARE_PREFIX"] + "bare:"
+        gc.collect()
+        gc.freeze()  # as DukeNET does after start-up (runtime.freeze_startup_heap)
         yield
         await app.state.pool.close()
         await app.state.redis.aclose()
@@ -192,6 +202,7 @@ def _client_worker(job: dict[str, Any]) -> dict[str, Any]:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
+    freeze_heap()
     return asyncio.run(run())
 
 

@@ -20,14 +20,17 @@ import argparse
 import asyncio
 import io
 import os
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import report, summarize
 from dukenet.store import migrations
 from dukenet.store.cache import Cache

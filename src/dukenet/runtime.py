@@ -6,6 +6,7 @@ Whoever opens ``Services`` closes it. The API lifespan, workers and CLI commands
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,18 @@ async def prepare_database(
     finally:
         await db.close()
     return settings.model_copy(update={"database_url": url})
+
+
+def freeze_startup_heap() -> None:
+    """Move everything allocated so far (modules, the app, pools) out of the collector's reach.
+
+    A long-running process holds ~150,000 objects after start-up; without this every
+    full (generation 2) collection walks all of them, a 50-90 ms stop of the event loop
+    that showed up as the p99 of every request. Frozen objects are never freed, which is
+    what start-up state is for anyway; per-request garbage is collected as before.
+    Call once, when start-up is complete."""
+    gc.collect()
+    gc.freeze()
 
 
 @asynccontextmanager

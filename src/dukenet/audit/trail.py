@@ -41,6 +41,7 @@ __all__ = [
     "record_registration",
     "record_task_execution",
     "record_transaction",
+    "seal_transaction_record",
     "store_value",
 ]
 
@@ -86,18 +87,29 @@ async def _write(
         head = await conn.fetchval(
             QUERIES["lock_path_and_read_head"], AUDIT_LOCK_NAMESPACE, path, column=1
         )
-        record: dict[str, Any] = {
-            "type": record_type.value,
-            "version": RECORD_VERSION,
-            "timestamp": now_rfc3339(),
-            "path": path,
-            **fields,
-        }
-        if head is not None:
-            record["previous"] = Link(head)
-        block: Block = seal(network_key, record)
+        block = _sealed(network_key, record_type, path, fields, head)
         await conn.fetchval(QUERIES["store_record"], block.cid, block.data, list(block.links), path)
     return block.cid
+
+
+def _sealed(
+    network_key: Ed25519PrivateKey,
+    record_type: RecordType,
+    path: str,
+    fields: dict[str, Any],
+    head: str | None,
+) -> Block:
+    """The signed record at ``path``, linking ``head`` (the record it replaces) if any."""
+    record: dict[str, Any] = {
+        "type": record_type.value,
+        "version": RECORD_VERSION,
+        "timestamp": now_rfc3339(),
+        "path": path,
+        **fields,
+    }
+    if head is not None:
+        record["previous"] = Link(head)
+    return seal(network_key, record)
 
 
 def _required_id(value: dict[str, Any], name: str, field: str) -> str:
@@ -139,14 +151,9 @@ def first_registration_record(
     must write what ``store_record`` writes: the block, the path (a plain INSERT, so an
     unexpected existing path fails instead of losing history) and the log queue entry.
     """
-    record: dict[str, Any] = {
-        "type": RecordType.REGISTRATION.value,
-        "version": RECORD_VERSION,
-        "timestamp": now_rfc3339(),
-        "path": registration_path(agent_id),
-        **_registration_fields(agent_id, registration),
-    }
-    return record["path"], seal(network_key, record)
+    path = registration_path(agent_id)
+    fields = _registration_fields(agent_id, registration)
+    return path, _sealed(network_key, RecordType.REGISTRATION, path, fields, None)
 
 
 def _registration_fields(agent_id: str, registration: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +177,35 @@ async def record_transaction(
 ) -> str:
     """Record a transaction (parties, amounts, fee, status history, payment and completion
     proofs) at ``/dukenet/transactions/{transaction_id}``."""
+    path, fields = _transaction_fields(transaction, status_history, payment_proof, completion_proof)
+    return await _write(conn, network_key, RecordType.TRANSACTION, path, fields)
+
+
+def seal_transaction_record(
+    network_key: Ed25519PrivateKey,
+    *,
+    head: str | None,
+    transaction: dict[str, Any],
+    status_history: list[dict[str, Any]],
+    payment_proof: dict[str, Any],
+    completion_proof: dict[str, Any] | None,
+) -> tuple[str, Block]:
+    """``record_transaction``'s record and path, built without the database, for a caller
+    that holds the transaction's row lock and stores the block in its own statement
+    (``market.escrow``: a transaction changes status only under that lock, so its path has
+    no other writer and ``head``, the path's current CID, can be read with the lock instead
+    of under the path lock). The statement must write what ``store_record`` writes: the
+    block, the path (replacing its CID) and the log queue entry."""
+    path, fields = _transaction_fields(transaction, status_history, payment_proof, completion_proof)
+    return path, _sealed(network_key, RecordType.TRANSACTION, path, fields, head)
+
+
+def _transaction_fields(
+    transaction: dict[str, Any],
+    status_history: list[dict[str, Any]],
+    payment_proof: dict[str, Any],
+    completion_proof: dict[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
     transaction_id = _required_id(transaction, "transaction_id", "transaction")
     fields = {
         "transaction_id": transaction_id,
@@ -178,9 +214,7 @@ async def record_transaction(
         "payment_proof": payment_proof,
         "completion_proof": completion_proof,
     }
-    return await _write(
-        conn, network_key, RecordType.TRANSACTION, transaction_path(transaction_id), fields
-    )
+    return transaction_path(transaction_id), fields
 
 
 async def record_task_execution(

@@ -18,7 +18,7 @@ from dukenet.cli.common import (
     friendly_errors,
 )
 from dukenet.config import Settings
-from dukenet.runtime import open_services
+from dukenet.runtime import freeze_startup_heap, open_services
 
 
 async def run_worker(settings: Settings, concurrency: int | None) -> None:
@@ -30,6 +30,7 @@ async def run_worker(settings: Settings, concurrency: int | None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
+        freeze_startup_heap()
         console.print(
             f"[bold green]DukeNET worker[/] {worker.worker_id} "
             f"(concurrency {worker.concurrency}, "

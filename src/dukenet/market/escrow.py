@@ -27,6 +27,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from dukenet.audit.records import transaction_path
 from dukenet.errors import InvalidInput, InvalidState, PaymentRequired
 from dukenet.market.errors import (
     AgentNotFound,
@@ -44,8 +45,8 @@ from dukenet.market.idempotency import Reply, RequestKey, stored_response
 from dukenet.market.ledger import ZERO, Posting, posting_arrays
 from dukenet.market.records import (
     changed_transaction,
+    seal_audit_record,
     transaction_json,
-    write_audit_record,
 )
 from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
@@ -115,7 +116,8 @@ async def claim_and_lock(
     ``idempotency.stored_response``). ``proof`` comes back as ``row["proof"]`` the way the
     database stores it."""
     claim = (request.scope, request.key, request.fingerprint) if request else (None,) * 3
-    row = await conn.fetchrow(QUERIES["lock_transaction"], transaction_id, *claim, proof)
+    path = transaction_path(str(transaction_id))
+    row = await conn.fetchrow(QUERIES["lock_transaction"], transaction_id, *claim, proof, path)
     assert row is not None  # the query always returns one row
     if not row["claimed"]:
         return None
@@ -126,7 +128,7 @@ async def claim_and_lock(
         # The lock waited for a change that committed after this statement's snapshot:
         # read history and movements again (the lock and the key are ours now).
         row = await conn.fetchrow(
-            QUERIES["lock_transaction"], transaction_id, None, None, None, proof
+            QUERIES["lock_transaction"], transaction_id, None, None, None, proof, path
         )
         assert row is not None
     return Locked(row)
@@ -280,10 +282,10 @@ async def _transition(
     key in the same statement. Returns the transaction as changed."""
     _check_text(reason, 1000, "/reason")
     accounts, agents, amounts = posting_arrays(postings)
-    audit_cid = None
+    audit_cid = audit_path = None
+    audit: tuple[bytes, list[str]] = (b"", [])
     if network_key is not None:
-        audit_cid = await write_audit_record(
-            conn,
+        audit_path, block = seal_audit_record(
             network_key,
             locked.row,
             status=status,
@@ -295,6 +297,7 @@ async def _transition(
             reason=reason,
             completion_proof=completion_proof,
         )
+        audit_cid, audit = block.cid, (block.data, list(block.links))
     stored_proof = None
     if completion_proof is not None:
         # The proof as the database stores it, which is what the row would return: read
@@ -334,6 +337,8 @@ async def _transition(
         key.key if key else None,
         reply.status_code if reply else None,
         reply.body if reply else None,
+        *audit,
+        audit_path,
     )
     assert changed_id is not None  # the row is locked by this transaction
     return changed

@@ -60,10 +60,13 @@ SELECT available FROM balances WHERE agent_id = $1 AND currency = $2;
 -- Idempotency-Key (waiting while a request with the same key is in flight) and locks
 -- nothing if the key was already used: ``claimed`` is false then. ``transaction_id`` is
 -- NULL for an unknown transaction. ``proof`` is $5 as the database stores and returns it.
--- (If the lock had to wait for another change, the row is the new version but history and
--- movements are as of the statement's start: the caller sees the last history status
--- differ from the row's and reads again.)
--- $1 transaction_id, $2 idempotency scope (NULL: no key), $3 key, $4 fingerprint, $5 proof
+-- ``audit_head`` is the CID now at the transaction's audit path $6 (the record a new one
+-- links as ``previous``): only a status change writes that path, always under this lock.
+-- (If the lock had to wait for another change, the row is the new version but history,
+-- movements and head are as of the statement's start: the caller sees the last history
+-- status differ from the row's and reads again.)
+-- $1 transaction_id, $2 idempotency scope (NULL: no key), $3 key, $4 fingerprint, $5 proof,
+-- $6 the transaction's audit path
 WITH claim AS (
   INSERT INTO idempotency_records (scope, idempotency_key, fingerprint)
   SELECT $2::varchar, $3::varchar, $4::char(64) WHERE $2::varchar IS NOT NULL
@@ -77,6 +80,7 @@ WITH claim AS (
 SELECT ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)) AS claimed,
        t.*, NOW() AS now, $5::jsonb AS proof,
        nextval(pg_get_serial_sequence('ledger_movements', 'movement_id')) AS next_movement_id,
+       (SELECT cid FROM audit_paths WHERE path = $6::text) AS audit_head,
        ARRAY(
          SELECT ROW(h.status, h.actor, h.reason, h.changed_at)
          FROM transaction_status_history h
@@ -97,12 +101,15 @@ FROM (SELECT 1) AS one LEFT JOIN locked t ON true;
 
 -- name: transition
 -- Moves a locked transaction to its next status with its ledger movement and history row,
--- and stores the response of the request that made the change under its Idempotency-Key
--- (claimed by ``lock_transaction``; $15 NULL: none). Returns the transaction's id.
+-- stores the response of the request that made the change under its Idempotency-Key
+-- (claimed by ``lock_transaction``; $15 NULL: none) and, with $6, the change's audit record
+-- as audit's store_record stores one (block, path, log queue entry; see
+-- audit.trail.seal_transaction_record). Returns the transaction's id.
 -- $1 transaction_id, $2 status, $3 amount, $4 platform_fee, $5 completion_proof,
--- $6 audit_cid, $7 reason, $8 movement kind, $9 movement id, $10 accounts, $11 agent ids,
--- $12 amounts, $13 actor, $14 now, $15 idempotency scope, $16 key, $17 status code,
--- $18 response body
+-- $6 audit_cid (NULL: no record), $7 reason, $8 movement kind, $9 movement id,
+-- $10 accounts, $11 agent ids, $12 amounts, $13 actor, $14 now, $15 idempotency scope,
+-- $16 key, $17 status code, $18 response body, $19 record block bytes, $20 its links,
+-- $21 its path
 WITH txn AS (
   UPDATE transactions
   SET status = $2::varchar, amount = $3::numeric, platform_fee = $4::numeric,
@@ -134,6 +141,17 @@ WITH txn AS (
   UPDATE idempotency_records SET status_code = $17::smallint, response = $18::text
   WHERE scope = $15::varchar AND idempotency_key = $16::varchar
     AND EXISTS (SELECT 1 FROM txn)
+), block AS (
+  INSERT INTO audit_blocks (cid, data, links)
+  SELECT $6::text, $19::bytea, $20::text[] FROM txn WHERE $6::text IS NOT NULL
+  ON CONFLICT (cid) DO NOTHING
+  RETURNING cid
+), audit_path AS (
+  INSERT INTO audit_paths (path, cid)
+  SELECT $21::text, $6::text FROM txn WHERE $6::text IS NOT NULL
+  ON CONFLICT (path) DO UPDATE SET cid = EXCLUDED.cid, updated_at = NOW()
+), queued AS (
+  INSERT INTO audit_log_queue (cid) SELECT cid FROM block
 )
 SELECT transaction_id FROM txn;
 

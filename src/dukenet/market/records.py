@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dukenet.audit.trail import record_transaction
+from dukenet.audit.codec import Block
+from dukenet.audit.trail import seal_transaction_record
 from dukenet.market.ledger import Posting
 from dukenet.market.models import Transaction
-from dukenet.store.postgres import Connection, Record
+from dukenet.store.postgres import Record
 
 TRANSACTION_FIELDS = (
     "transaction_id",
@@ -105,8 +105,7 @@ def changed_transaction(
     return changed
 
 
-async def write_audit_record(
-    conn: Connection,
+def seal_audit_record(
     network_key: Ed25519PrivateKey,
     locked: Record,
     *,
@@ -118,12 +117,14 @@ async def write_audit_record(
     fee: Decimal | None,
     reason: str | None,
     completion_proof: dict[str, Any] | None,
-) -> str:
-    """Write the audit record of a locked transaction as it is about to become, on the
-    caller's connection (so it commits with the change), and return its CID.
+) -> tuple[str, Block]:
+    """The audit record of a locked transaction as it is about to become, and its path;
+    the caller stores it in the statement that makes the change (``transition``), so both
+    commit together.
 
     ``locked`` is the row of the ``lock_transaction`` query: the transaction with its
-    clock (``now``), next movement id, status history and ledger movements."""
+    clock (``now``), next movement id, status history, ledger movements and the CID now at
+    its audit path (``audit_head``, which the new record links as ``previous``)."""
     now: datetime = locked["now"]
     final = changed_transaction(
         locked,
@@ -176,9 +177,9 @@ async def write_audit_record(
         "payment_reference": final["payment_reference"],
         "ledger": movements,
     }
-    return await record_transaction(
-        cast(asyncpg.Connection, conn),
+    return seal_transaction_record(
         network_key,
+        head=locked["audit_head"],
         transaction=final,
         status_history=history,
         payment_proof=payment_proof,
