@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     ADMIN_URL,
     admin_sql,
+    children,
     cpu_seconds,
     create_database,
     freeze_heap,
@@ -206,20 +207,6 @@ def load(
 
 
 # ---------------------------------------------------------------- CPU per pair
-def _children(pid: int) -> list[int]:
-    """Direct children of a process (uvicorn's worker processes)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-            if parent == pid:
-                found.append(int(entry.name))
-    return found
-
-
 async def _backend_pids(database: str) -> list[int]:
     conn = await asyncpg.connect(ADMIN_URL)
     try:
@@ -234,7 +221,7 @@ async def _backend_pids(database: str) -> list[int]:
 
 def _cpu_snapshot(server_pid: int, database: str) -> dict[str, dict[int, float]]:
     """CPU seconds so far of the server's processes and the database's backends."""
-    server = [server_pid, *_children(server_pid)]
+    server = [server_pid, *children(server_pid)]
     backends = asyncio.run(_backend_pids(database))
     return {
         "server": {pid: cpu_seconds(pid) for pid in server},

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import hashlib
 import json
 import os
@@ -59,16 +58,17 @@ from fastapi import FastAPI, Request, Response
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     admin_sql,
-    cpu_seconds,
     create_database,
     freeze_heap,
     report,
     summarize,
+    tree_cpu_seconds,
 )
 from dukenet import crypto
 from dukenet.sdk import build_registration
 
 REDIS_URL = os.environ.get("DUKENET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POOL_SIZE = 20  # PostgreSQL connections per server (shared out when it runs several processes)
 CONCURRENCY = 32
 
 # A table shaped like ``agents`` (same column types, primary key and unique key), so the
@@ -105,12 +105,13 @@ def bare_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await asyncpg.create_pool(
-            os.environ["BARE_DATABASE_URL"], min_size=20, max_size=20
+            os.environ["BARE_DATABASE_URL"],
+            min_size=int(os.environ["DUKENET_POOL_MAX_SIZE"]),
+            max_size=int(os.environ["DUKENET_POOL_MAX_SIZE"]),
         )
         app.state.redis = aioredis.Redis.from_url(os.environ["BARE_REDIS_URL"])
         app.state.prefix = os.environ["BARE_PREFIX"] + "bare:"
-        gc.collect()
-        gc.freeze()  # as DukeNET does after start-up (runtime.freeze_startup_heap)
+        freeze_heap()  # as DukeNET does after start-up (runtime.freeze_startup_heap)
         yield
         await app.state.pool.close()
         await app.state.redis.aclose()
@@ -296,9 +297,10 @@ uvicorn.main()
 
 
 def start_uvicorn(
-    target: str, env: dict[str, str], *, profile_to: Path | None = None
+    target: str, env: dict[str, str], *, profile_to: Path | None = None, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``uvicorn target --factory`` (uvloop, httptools) on a free port, once it answers."""
+    """``uvicorn target --factory`` (uvloop, httptools) on a free port, once it answers;
+    ``workers`` > 1 runs that many server processes on the port."""
     port = _free_port()
     python = [sys.executable, "-m", "uvicorn"]
     if profile_to is not None:
@@ -319,6 +321,7 @@ def start_uvicorn(
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env=env,
         cwd=Path(__file__).resolve().parent.parent,
@@ -339,9 +342,9 @@ def start_uvicorn(
 
 def measured(pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """``load(*args, **kwargs)`` plus the CPU seconds process ``pid`` spent meanwhile."""
-    before = cpu_seconds(pid)
+    before = tree_cpu_seconds(pid)
     result = load(*args, **kwargs)
-    result["server_cpu_seconds"] = cpu_seconds(pid) - before
+    result["server_cpu_seconds"] = tree_cpu_seconds(pid) - before
     return result
 
 
@@ -372,6 +375,13 @@ def main() -> None:
         default=8,
         help="requests in flight for the second, lightly queued lookup run",
     )
+    parser.add_argument(
+        "--registration-processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server process counts for the registration runs (lookups: always one)",
+    )
     parser.add_argument("--profile-server", action="store_true")
     args = parser.parse_args()
     rounds = max(1, args.rounds)
@@ -389,7 +399,7 @@ def main() -> None:
         "DUKENET_REDIS_PREFIX": prefix,
         "DUKENET_NETWORK_KEY": crypto.private_key_to_b64(crypto.generate_private_key()),
         "DUKENET_DATA_DIR": f"/tmp/dukenet-bench-{run_id}",
-        "DUKENET_POOL_MAX_SIZE": "20",
+        "DUKENET_POOL_MAX_SIZE": str(POOL_SIZE),
         # The benchmark measures the API: no subtask worker inside the server process.
         "DUKENET_EMBEDDED_WORKER": "false",
         # Limits are enforced (each request still pays its Redis round trip) but high enough
@@ -421,10 +431,10 @@ def main() -> None:
                     version="1.0.0",
                 )
             ).encode()
-            for i in range(args.registrations + args.agents)
+            for i in range(args.registrations * len(args.registration_processes) + args.agents)
         ]
-        lookup_payloads = payloads[args.registrations :]
-        payloads = payloads[: args.registrations]
+        lookup_payloads = payloads[: args.agents]
+        payloads = payloads[args.agents :]
 
         print("client ceiling (GET /bare/ok) ...")
         ceiling = combine(
@@ -438,16 +448,31 @@ def main() -> None:
             ]
         )
 
-        print("registrations ...")
-        reg_rounds: list[dict[str, Any]] = []
-        ins_rounds: list[dict[str, Any]] = []
-        for r in range(rounds):
-            chunk = payloads[r::rounds]
-            reg_work: Work = [("POST", f"{url}/v1/agents", p) for p in chunk]
-            ins_work: Work = [("POST", f"{bare_url}/bare/insert", p) for p in chunk]
-            reg_rounds.append(measured(server.pid, clients, args.client_processes, reg_work))
-            ins_rounds.append(measured(bare.pid, clients, args.client_processes, ins_work))
-        registration, bare_insert = combine(reg_rounds), combine(ins_rounds)
+        registrations: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        for number, count in enumerate(args.registration_processes):
+            print(f"registrations, {count} server process(es) ...")
+            ours, floor = (server, url), (bare, bare_url)
+            if count > 1:
+                # The same 20 connections in all, shared out among the processes.
+                shared = env | {"DUKENET_POOL_MAX_SIZE": str(max(1, POOL_SIZE // count))}
+                ours = start_uvicorn("dukenet.api.app:create_app", shared, workers=count)
+                floor = start_uvicorn("bench.bench_registry:bare_app", shared, workers=count)
+                processes.extend((ours[0], floor[0]))
+            mine = payloads[number * args.registrations : (number + 1) * args.registrations]
+            reg_rounds: list[dict[str, Any]] = []
+            ins_rounds: list[dict[str, Any]] = []
+            for r in range(rounds):
+                chunk = mine[r::rounds]
+                reg_work: Work = [("POST", f"{ours[1]}/v1/agents", p) for p in chunk]
+                ins_work: Work = [("POST", f"{floor[1]}/bare/insert", p) for p in chunk]
+                reg_rounds.append(measured(ours[0].pid, clients, args.client_processes, reg_work))
+                ins_rounds.append(measured(floor[0].pid, clients, args.client_processes, ins_work))
+            registrations[count] = combine(reg_rounds), combine(ins_rounds)
+            if count > 1:  # the lookups run against the one-process servers, alone
+                for process in (ours[0], floor[0]):
+                    process.terminate()
+                    process.wait(timeout=60)
+        registration, bare_insert = registrations[args.registration_processes[0]]
 
         ids = []
         with httpx.Client(timeout=30) as http:
@@ -543,7 +568,14 @@ def main() -> None:
         ]
 
     rows = [
-        row("POST /v1/agents (register)", registration, bare_insert, "≥ 500/s, p99 ≤ 50 ms"),
+        row(
+            f"POST /v1/agents (register), {count} server process(es)",
+            ours,
+            floor,
+            "≥ 500/s, p99 ≤ 50 ms",
+        )
+        for count, (ours, floor) in registrations.items()
+    ] + [
         row("GET /v1/agents/{id} (cached)", lookups, bare_get, "≥ 3000/s, p99 ≤ 10 ms"),
         row(
             f"GET /v1/agents/{{id}} (cached), {args.low_concurrency} in flight",
@@ -555,7 +587,8 @@ def main() -> None:
     ]
     report(
         "registry",
-        f"Registry over HTTP, {CONCURRENCY} in flight, 1 server process, no embedded worker "
+        f"Registry over HTTP, {CONCURRENCY} in flight, lookups on 1 server process, no "
+        "embedded worker "
         f"(server peak RSS {server_rss:.1f} MiB{', PROFILED' if profile_path else ''})",
         [
             "operation",
@@ -576,11 +609,15 @@ def main() -> None:
             "client": f"aiohttp {aiohttp.__version__}, one ClientSession per process",
             "client_processes": args.client_processes,
             "rounds": rounds,
-            "server_processes": 1,
+            "server_processes": {"lookups": 1, "registrations": args.registration_processes},
             "server": "uvicorn --loop uvloop --http httptools, DUKENET_EMBEDDED_WORKER=false",
             "client_ceiling_bare_ok": ceiling,
             "registration": registration,
             "bare_insert": bare_insert,
+            "registration_by_server_processes": {
+                str(count): {"dukenet": ours, "bare_insert": floor}
+                for count, (ours, floor) in registrations.items()
+            },
             "cached_lookup": lookups,
             "bare_redis_get": bare_get,
             "low_concurrency": args.low_concurrency,

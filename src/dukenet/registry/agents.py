@@ -159,7 +159,12 @@ async def register(
                 field="/public_key",
             )
         await capabilities.insert_specs(conn, agent_id, registration.capabilities)
-    await AgentCache.of(cache).invalidate(agent_id)
+    if registration.capabilities:
+        # Search results are capabilities: only these change what a search returns. A new
+        # agent has no ``agent:{id}`` entry to drop (a reader that missed around the commit
+        # stores nothing if it found no agent, else this first state), so a registration
+        # without capabilities invalidates nothing.
+        await AgentCache.of(cache).invalidate(agent_id)
     return Agent(
         agent_id=agent_id,
         public_key=registration.public_key,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from decimal import Decimal
 from uuid import UUID
 
@@ -32,11 +31,16 @@ from dukenet.runtime import Services
 from dukenet.store.cache import Cache
 from dukenet.store.postgres import Connection, Database, translate_errors
 from dukenet.store.sql import load_queries
-from dukenet.trust import agent_scores, fraud, scoring
+from dukenet.trust import agent_scores, fraud
 from dukenet.trust.cache import after_commit_invalidate
 from dukenet.trust.errors import AgentNotFound
 from dukenet.trust.models import FraudFlag
-from dukenet.trust.parameters import LATENCY_BUCKETS, TrustParameters, default_parameters
+from dukenet.trust.parameters import (
+    LATENCY_BUCKETS,
+    LATENCY_GROWTH,
+    TrustParameters,
+    default_parameters,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -78,7 +82,7 @@ async def record_attempt(
         raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
     params = params or default_parameters()
     with translate_errors():
-        context = await conn.fetchrow(
+        recorded = await conn.fetchrow(
             QUERIES["record_attempt"],
             subtask_id,
             attempt,
@@ -88,58 +92,31 @@ async def record_attempt(
             caused_by_agent,
             latency_ms,
             declared_p99_ms,
-        )
-        if context is None:
-            raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
-        if context["at"] is None:
-            return  # this attempt was recorded before
-        at: float = context["at"]
-        weight = scoring.epoch_weight(at, context["epoch"], context["half_life_days"])
-        value_weight = min(
-            1.0, max(context["value_floor"], context["value"] / context["value_reference"])
-        )
-        counted = outcome != "cancelled"
-        success = outcome == "success"
-        failure = outcome == "failure" and caused_by_agent
-        measured = counted and latency_ms is not None
-        declared = measured and declared_p99_ms is not None
-        within = declared and latency_ms is not None and latency_ms <= (declared_p99_ms or 0)
-        bucket = scoring.latency_bucket(latency_ms) if measured and latency_ms is not None else None
-        window = math.floor(at / params.burst_window_seconds)
-        burst = await conn.fetchrow(
-            QUERIES["add_attempt_to_stats"],
-            agent_id,
-            int(success),
-            int(failure),
-            weight * value_weight if success else 0.0,
-            weight * value_weight if failure else 0.0,
-            weight if declared else 0.0,
-            weight if within else 0.0,
-            int(measured),
-            weight if measured else 0.0,
-            weight * latency_ms if measured and latency_ms is not None else 0.0,
-            bucket,
-            weight,
-            window,
-            int(failure),
-            int(counted),
-            context["finished_at"],
+            params.burst_window_seconds,
             LATENCY_BUCKETS,
+            LATENCY_GROWTH,
         )
-    buyer = context["buyer"]
+    if recorded is None:
+        raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
+    if recorded["at"] is None:
+        return  # this attempt was recorded before
+    at: float = recorded["at"]
+    success = outcome == "success"
+    failure = outcome == "failure" and caused_by_agent
+    buyer = recorded["buyer"]
     if (
         success
         and buyer != agent_id
-        and fraud.same_owner(context["seller_owner"], context["buyer_owner"])
+        and fraud.same_owner(recorded["seller_owner"], recorded["buyer_owner"])
     ):
-        await fraud.flag_self_dealing(conn, agent_id, buyer, context["seller_owner"])
-    if failure and burst is not None:
+        await fraud.flag_self_dealing(conn, agent_id, buyer, recorded["seller_owner"])
+    if failure:
         counts = fraud.BurstCounts(
-            window=burst["burst_window"],
-            failures=burst["burst_failures"],
-            attempts=burst["burst_attempts"],
-            previous_failures=burst["prev_failures"],
-            previous_attempts=burst["prev_attempts"],
+            window=recorded["burst_window"],
+            failures=recorded["burst_failures"],
+            attempts=recorded["burst_attempts"],
+            previous_failures=recorded["prev_failures"],
+            previous_attempts=recorded["prev_attempts"],
         )
         failures, attempts = fraud.burst_estimate(counts, at, params)
         if fraud.is_burst(failures, attempts, params):

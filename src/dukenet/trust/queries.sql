@@ -8,13 +8,17 @@ SELECT EXTRACT(EPOCH FROM epoch)::float8 AS epoch, half_life_days, value_referen
 FROM trust_stats_state;
 
 -- name: record_attempt
--- Records one attempt (nothing on a repeat of the same subtask and attempt: recording is
--- idempotent) and returns what it was worth, who bought it, and the aggregates' decay
--- epoch and value weighting; ``at`` is NULL on a repeat, no row for an unknown subtask.
+-- Records one attempt and adds it to the agent's aggregates, in one statement (see migration
+-- 0010 for the decay epoch; the weights are those of recompute.sql's rebuild_sums, so a
+-- rebuild reproduces them). Nothing is written on a repeat of the same subtask and attempt:
+-- recording is idempotent. Returns what the attempt was worth, who bought it (for the
+-- self-dealing check), when it finished (``at`` NULL on a repeat) and the agent's
+-- failure-burst counters after it; no row for an unknown subtask or agent.
 -- $1 subtask_id, $2 attempt, $3 agent_id, $4 capability_id, $5 outcome, $6 caused_by_agent,
--- $7 latency_ms, $8 declared_p99_ms
+-- $7 latency_ms, $8 declared_p99_ms, $9 burst window (seconds), $10 histogram buckets,
+-- $11 histogram growth
 WITH context AS (
-  SELECT COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0) AS value,
+  SELECT round(COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0), 4) AS value,
          t.created_by AS buyer, buyer.owner_address AS buyer_owner,
          seller.owner_address AS seller_owner,
          EXTRACT(EPOCH FROM ss.epoch)::float8 AS epoch, ss.half_life_days,
@@ -28,64 +32,77 @@ WITH context AS (
 ), inserted AS (
   INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
                               caused_by_agent, latency_ms, declared_p99_ms, value)
-  SELECT $1, $2, $3, $4, $5, $6, $7, $8, round(value, 4) FROM context
+  SELECT $1, $2, $3, $4, $5, $6, $7, $8, value FROM context
   ON CONFLICT (subtask_id, attempt) DO NOTHING
   RETURNING finished_at
+), attempt AS (
+  SELECT i.finished_at, EXTRACT(EPOCH FROM i.finished_at)::float8 AS at,
+         power(2::float8, (EXTRACT(EPOCH FROM i.finished_at)::float8 - c.epoch)
+                          / (c.half_life_days::float8 * 86400)) AS w,
+         LEAST(1::float8, GREATEST(c.value_floor::float8,
+                                   c.value::float8 / c.value_reference::float8)) AS vw,
+         $5::varchar = 'success' AS success,
+         $5::varchar = 'failure' AND $6::boolean AS failure,
+         $5::varchar <> 'cancelled' AS counted,
+         $5::varchar <> 'cancelled' AND $7::int IS NOT NULL AS measured,
+         $5::varchar <> 'cancelled' AND $7::int IS NOT NULL AND $8::int IS NOT NULL AS declared,
+         CASE WHEN $5::varchar <> 'cancelled' AND $7::int IS NOT NULL THEN
+           LEAST($10::int - 1, floor(ln(GREATEST($7::int, 1)) / ln($11::float8))::int) + 1
+         END AS bucket
+  FROM context c JOIN inserted i ON true
+), stats AS (
+  INSERT INTO trust_agent_stats AS s (
+    agent_id, successful, failed, success_weight, failure_weight, declared_weight,
+    within_weight, measured, measured_weight, latency_weighted, latency_histogram,
+    burst_window, burst_failures, burst_attempts, last_attempt_at)
+  SELECT $3, success::int, failure::int,
+         CASE WHEN success THEN w * vw ELSE 0 END,
+         CASE WHEN failure THEN w * vw ELSE 0 END,
+         CASE WHEN declared THEN w ELSE 0 END,
+         CASE WHEN declared AND $7::int <= $8::int THEN w ELSE 0 END,
+         measured::int,
+         CASE WHEN measured THEN w ELSE 0 END,
+         CASE WHEN measured THEN w * $7::int ELSE 0 END,
+         CASE WHEN bucket IS NULL THEN array_fill(0::float8, ARRAY[$10::int])
+              ELSE array_fill(0::float8, ARRAY[bucket - 1]) || w
+                   || array_fill(0::float8, ARRAY[$10::int - bucket]) END,
+         floor(at / $9::float8)::bigint, failure::int, counted::int, finished_at
+  FROM attempt
+  ON CONFLICT (agent_id) DO UPDATE SET
+    successful       = s.successful + EXCLUDED.successful,
+    failed           = s.failed + EXCLUDED.failed,
+    success_weight   = s.success_weight + EXCLUDED.success_weight,
+    failure_weight   = s.failure_weight + EXCLUDED.failure_weight,
+    declared_weight  = s.declared_weight + EXCLUDED.declared_weight,
+    within_weight    = s.within_weight + EXCLUDED.within_weight,
+    measured         = s.measured + EXCLUDED.measured,
+    measured_weight  = s.measured_weight + EXCLUDED.measured_weight,
+    latency_weighted = s.latency_weighted + EXCLUDED.latency_weighted,
+    latency_histogram = CASE WHEN EXCLUDED.measured = 0 THEN s.latency_histogram
+         ELSE ARRAY(SELECT old + new FROM unnest(s.latency_histogram, EXCLUDED.latency_histogram)
+                                         WITH ORDINALITY AS h (old, new, n) ORDER BY n) END,
+    prev_failures  = CASE WHEN EXCLUDED.burst_window = s.burst_window THEN s.prev_failures
+                          WHEN EXCLUDED.burst_window = s.burst_window + 1 THEN s.burst_failures
+                          WHEN EXCLUDED.burst_window > s.burst_window THEN 0
+                          ELSE s.prev_failures END,
+    prev_attempts  = CASE WHEN EXCLUDED.burst_window = s.burst_window THEN s.prev_attempts
+                          WHEN EXCLUDED.burst_window = s.burst_window + 1 THEN s.burst_attempts
+                          WHEN EXCLUDED.burst_window > s.burst_window THEN 0
+                          ELSE s.prev_attempts END,
+    burst_failures = CASE WHEN EXCLUDED.burst_window = s.burst_window
+                            THEN s.burst_failures + EXCLUDED.burst_failures
+                          WHEN EXCLUDED.burst_window > s.burst_window THEN EXCLUDED.burst_failures
+                          ELSE s.burst_failures END,
+    burst_attempts = CASE WHEN EXCLUDED.burst_window = s.burst_window
+                            THEN s.burst_attempts + EXCLUDED.burst_attempts
+                          WHEN EXCLUDED.burst_window > s.burst_window THEN EXCLUDED.burst_attempts
+                          ELSE s.burst_attempts END,
+    burst_window   = GREATEST(s.burst_window, EXCLUDED.burst_window),
+    last_attempt_at = GREATEST(s.last_attempt_at, EXCLUDED.last_attempt_at)
+  RETURNING burst_window, burst_failures, burst_attempts, prev_failures, prev_attempts
 )
-SELECT c.value::float8 AS value, c.buyer, c.buyer_owner, c.seller_owner, c.epoch,
-       c.half_life_days, c.value_reference, c.value_floor,
-       EXTRACT(EPOCH FROM i.finished_at)::float8 AS at, i.finished_at
-FROM context c LEFT JOIN inserted i ON true;
-
--- name: add_attempt_to_stats
--- Adds one attempt to the agent's aggregates (see migration 0010 for the decay epoch).
--- $1 agent_id, $2 successes, $3 failures, $4 success weight, $5 failure weight,
--- $6 declared weight, $7 within weight, $8 measured, $9 measured weight,
--- $10 weighted latency, $11 histogram bucket (1-based) or NULL, $12 its weight,
--- $13 burst window, $14 burst failures, $15 burst attempts, $16 finished_at, $17 buckets
-INSERT INTO trust_agent_stats AS s (
-  agent_id, successful, failed, success_weight, failure_weight, declared_weight,
-  within_weight, measured, measured_weight, latency_weighted, latency_histogram,
-  burst_window, burst_failures, burst_attempts, last_attempt_at)
-VALUES (
-  $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-  CASE WHEN $11::int IS NULL THEN array_fill(0::float8, ARRAY[$17::int])
-       ELSE array_fill(0::float8, ARRAY[$11::int - 1]) || $12::float8
-            || array_fill(0::float8, ARRAY[$17::int - $11::int]) END,
-  $13, $14, $15, $16)
-ON CONFLICT (agent_id) DO UPDATE SET
-  successful       = s.successful + EXCLUDED.successful,
-  failed           = s.failed + EXCLUDED.failed,
-  success_weight   = s.success_weight + EXCLUDED.success_weight,
-  failure_weight   = s.failure_weight + EXCLUDED.failure_weight,
-  declared_weight  = s.declared_weight + EXCLUDED.declared_weight,
-  within_weight    = s.within_weight + EXCLUDED.within_weight,
-  measured         = s.measured + EXCLUDED.measured,
-  measured_weight  = s.measured_weight + EXCLUDED.measured_weight,
-  latency_weighted = s.latency_weighted + EXCLUDED.latency_weighted,
-  latency_histogram = CASE WHEN $11::int IS NULL THEN s.latency_histogram
-       ELSE s.latency_histogram[1:$11::int - 1]
-            || (s.latency_histogram[$11::int] + $12::float8)
-            || s.latency_histogram[$11::int + 1:$17::int] END,
-  prev_failures  = CASE WHEN EXCLUDED.burst_window = s.burst_window THEN s.prev_failures
-                        WHEN EXCLUDED.burst_window = s.burst_window + 1 THEN s.burst_failures
-                        WHEN EXCLUDED.burst_window > s.burst_window THEN 0
-                        ELSE s.prev_failures END,
-  prev_attempts  = CASE WHEN EXCLUDED.burst_window = s.burst_window THEN s.prev_attempts
-                        WHEN EXCLUDED.burst_window = s.burst_window + 1 THEN s.burst_attempts
-                        WHEN EXCLUDED.burst_window > s.burst_window THEN 0
-                        ELSE s.prev_attempts END,
-  burst_failures = CASE WHEN EXCLUDED.burst_window = s.burst_window
-                          THEN s.burst_failures + EXCLUDED.burst_failures
-                        WHEN EXCLUDED.burst_window > s.burst_window THEN EXCLUDED.burst_failures
-                        ELSE s.burst_failures END,
-  burst_attempts = CASE WHEN EXCLUDED.burst_window = s.burst_window
-                          THEN s.burst_attempts + EXCLUDED.burst_attempts
-                        WHEN EXCLUDED.burst_window > s.burst_window THEN EXCLUDED.burst_attempts
-                        ELSE s.burst_attempts END,
-  burst_window   = GREATEST(s.burst_window, EXCLUDED.burst_window),
-  last_attempt_at = GREATEST(s.last_attempt_at, EXCLUDED.last_attempt_at)
-RETURNING burst_window, burst_failures, burst_attempts, prev_failures, prev_attempts;
+SELECT c.buyer, c.buyer_owner, c.seller_owner, a.at, st.*
+FROM context c LEFT JOIN attempt a ON true LEFT JOIN stats st ON true;
 
 -- ------------------------------------------------------------------------ one agent's score
 
