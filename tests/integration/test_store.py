@@ -48,6 +48,15 @@ async def test_jsonb_round_trips_as_python_objects(services: Services) -> None:
     assert stored == {"region": "eu", "gpus": [1, 2]}
 
 
+async def test_pooled_sessions_never_compile_statements(services: Services) -> None:
+    # JIT would spend hundreds of milliseconds compiling any statement whose estimate
+    # balloons (CTEs over tables without statistics), at every execution.
+    async with services.db.acquire() as conn:
+        assert await conn.fetchval("SHOW jit") == "off"
+    async with services.db.read() as conn:
+        assert await conn.fetchval("SHOW jit") == "off"
+
+
 async def test_pgbouncer_mode_and_replica_pools(database_url: str) -> None:
     db = await Database.connect(
         database_url, [database_url], pgbouncer=True, min_size=1, max_size=2

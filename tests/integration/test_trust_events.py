@@ -125,6 +125,19 @@ async def test_recording_an_attempt_twice_counts_it_once(network: TrustNetwork) 
     assert breakdown["components"]["delivery"]["inputs"]["successful_attempts"] == 1
 
 
+async def test_recording_stays_cheap_to_plan_on_a_new_database(network: TrustNetwork) -> None:
+    # Behind PgBouncer JIT can stay on; a plan costed above jit_above_cost (100,000) would
+    # be compiled at every finished attempt. The new database has no statistics yet.
+    agent, _ = await network.register("Worker")
+    subtask = await _work(network, agent)
+    args = (subtask, 1, agent, None, "success", False, 120, 500, 600, 48, 1.3)
+    async with network.services.db.transaction() as conn:
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON) " + events.QUERIES["record_attempt"], *args
+        )
+    assert plan[0]["Plan"]["Total Cost"] < 10_000
+
+
 async def test_heartbeat_expiry_and_revival_recompute(network: TrustNetwork) -> None:
     agent, auth = await network.register("Sleepy")
     assert await _cached_score(network, agent) == 50.0

@@ -111,11 +111,18 @@ async def _keep_session(conn: Connection) -> None:
 async def create_pool(
     url: str, *, pgbouncer: bool = False, min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:
-    """An asyncpg pool; with ``pgbouncer`` no server-side prepared statements are cached."""
+    """An asyncpg pool; with ``pgbouncer`` no server-side prepared statements are cached.
+
+    JIT compilation is off for the pool's sessions: every statement here is small, and one
+    whose cost estimate balloons (a few CTEs over a table without statistics yet) would pay
+    hundreds of milliseconds of compilation at every execution. Behind PgBouncer (which
+    refuses unknown startup parameters) set ``jit = off`` on the database or role instead."""
     options: dict[str, Any] = {}
     if pgbouncer:
         options["statement_cache_size"] = 0
         options["max_cached_statement_lifetime"] = 0
+    else:
+        options["server_settings"] = {"jit": "off"}
     with translate_errors():
         pool = await asyncpg.create_pool(
             url,

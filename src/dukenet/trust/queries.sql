@@ -27,7 +27,7 @@ WITH context AS (
   JOIN tasks t ON t.task_id = s.parent_task_id
   JOIN agents buyer ON buyer.agent_id = t.created_by
   JOIN agents seller ON seller.agent_id = $3
-  CROSS JOIN trust_stats_state ss
+  CROSS JOIN (SELECT * FROM trust_stats_state LIMIT 1) ss  -- one row: keeps estimates at 1
   WHERE s.subtask_id = $1
 ), inserted AS (
   INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
@@ -145,7 +145,7 @@ SELECT a.agent_id, a.status, a.owner_address, a.trust_score AS stored_score,
        (SELECT max(finished_at) FROM trust_recompute_runs) AS last_audit,
        rt.raters, rt.ratings, rt.rated_at, rt.rating_values, rt.rater_weights
 FROM agents a
-CROSS JOIN trust_stats_state ss
+CROSS JOIN (SELECT * FROM trust_stats_state LIMIT 1) ss  -- one row: keeps estimates at 1
 LEFT JOIN trust_agent_stats st ON st.agent_id = a.agent_id
 CROSS JOIN LATERAL dukenet_agent_uptime(a.agent_id, a.created_at) u
 CROSS JOIN LATERAL (
