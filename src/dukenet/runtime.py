@@ -83,6 +83,13 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def thaw_heap() -> None:
+    """Undo ``freeze_startup_heap`` at shutdown: what was frozen can be collected again, so
+    a process that runs one app after another (the test suite, the demo) frees each app's
+    reference cycles instead of keeping them for good."""
+    gc.unfreeze()
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open pools and the Redis client for configured URLs; close them on exit."""

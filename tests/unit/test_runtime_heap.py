@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dukenet.runtime import freeze_startup_heap
+from dukenet.runtime import freeze_startup_heap, thaw_heap
 
 
 class Node:
@@ -24,7 +24,7 @@ def frozen() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.unfreeze()
+        thaw_heap()
 
 
 def test_start_up_objects_leave_the_collectors_reach(frozen: None) -> None:
@@ -38,5 +38,18 @@ def test_garbage_made_after_start_up_is_still_collected(frozen: None) -> None:
     first.other, second.other = second, first  # a cycle only the collector can free
     gone = weakref.ref(first)
     del first, second
+    gc.collect()
+    assert gone() is None
+
+
+def test_thawing_at_shutdown_lets_start_up_cycles_go() -> None:
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    gone = weakref.ref(first)
+    freeze_startup_heap()  # the cycle is start-up state now
+    del first, second
+    gc.collect()
+    assert gone() is not None  # frozen: never collected while the app runs
+    thaw_heap()
     gc.collect()
     assert gone() is None

@@ -35,7 +35,7 @@ from dukenet.config import Settings
 from dukenet.market.sweeper import market_sweeper
 from dukenet.orchestration.worker import run_embedded_worker
 from dukenet.registry.heartbeats import heartbeat_sweeper
-from dukenet.runtime import Services, freeze_startup_heap, open_services
+from dukenet.runtime import Services, freeze_startup_heap, open_services, thaw_heap
 from dukenet.trust import cache as trust_cache
 from dukenet.trust.events import run_event_consumer
 from dukenet.trust.recompute import trust_recomputation_job
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                thaw_heap()
                 for task in tasks:
                     task.cancel()
                 if tasks:
