@@ -76,8 +76,8 @@ def freeze_startup_heap() -> None:
 
     A long-running process holds ~150,000 objects after start-up; without this every
     full (generation 2) collection walks all of them, a 50-90 ms stop of the event loop
-    that showed up as the p99 of every request. Frozen objects are never freed, which is
-    what start-up state is for anyway; per-request garbage is collected as before.
+    that showed up as the p99 of every request. The cycle collector skips frozen objects
+    (reference counting still frees them); per-request garbage is collected as before.
     Call once, when start-up is complete."""
     gc.collect()
     gc.freeze()
