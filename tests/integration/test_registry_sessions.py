@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -19,6 +20,22 @@ async def _app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@asynccontextmanager
+async def _clients_with_limits(
+    settings: Settings, rate_limits: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncClient]]:
+    """An app with these rate limits, with an HTTP client and an SDK client on it."""
+    async for application in _app(settings.model_copy(update={"rate_limits": rate_limits})):
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
+            AsyncClient(
+                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
+            ) as sdk,
+        ):
+            yield http, sdk
 
 
 @pytest.fixture
@@ -122,50 +139,34 @@ async def test_garbage_tokens_are_unauthorized(http: httpx.AsyncClient, sdk: Asy
 
 
 async def test_rate_limit_returns_429_then_recovers(settings: Settings) -> None:
-    limited = settings.model_copy(update={"rate_limits": "read=5/second,heartbeat=2/second"})
-    async for application in _app(limited):
-        transport = httpx.ASGITransport(app=application)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
-            AsyncClient(
-                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
-            ) as sdk,
-        ):
-            await sdk.register("Busy")
-            path = f"/v1/agents/{sdk.agent_id}"
-            statuses = [(await http.get(path)).status_code for _ in range(8)]
-            assert statuses.count(200) <= 5 and statuses[-1] == 429
-            refused = await http.get(path)
-            assert refused.json()["code"] == "RATE_LIMITED"
-            assert 1 <= int(refused.headers["retry-after"]) <= 1
-            # heartbeats are counted per agent, separately from reads
+    async with _clients_with_limits(settings, "read=5/second,heartbeat=2/second") as (http, sdk):
+        await sdk.register("Busy")
+        path = f"/v1/agents/{sdk.agent_id}"
+        statuses = [(await http.get(path)).status_code for _ in range(8)]
+        assert statuses.count(200) <= 5 and statuses[-1] == 429
+        refused = await http.get(path)
+        assert refused.json()["code"] == "RATE_LIMITED"
+        assert 1 <= int(refused.headers["retry-after"]) <= 1
+        # heartbeats are counted per agent, separately from reads
+        await sdk.heartbeat()
+        await sdk.heartbeat()
+        with pytest.raises(errors.RateLimited) as too_many:
             await sdk.heartbeat()
-            await sdk.heartbeat()
-            with pytest.raises(errors.RateLimited) as too_many:
-                await sdk.heartbeat()
-            assert too_many.value.retry_after >= 1
-            await asyncio.sleep(1.1)
-            assert (await http.get(path)).status_code == 200
-            assert (await sdk.heartbeat()).status == "ACTIVE"
+        assert too_many.value.retry_after >= 1
+        await asyncio.sleep(1.1)
+        assert (await http.get(path)).status_code == 200
+        assert (await sdk.heartbeat()).status == "ACTIVE"
 
 
 async def test_a_forged_token_cannot_spend_another_agents_rate_limit(settings: Settings) -> None:
-    limited = settings.model_copy(update={"rate_limits": "heartbeat=2/minute"})
-    async for application in _app(limited):
-        transport = httpx.ASGITransport(app=application)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
-            AsyncClient(
-                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
-            ) as sdk,
-        ):
-            await sdk.register("Victim")
-            forged = {"Authorization": f"Bearer {sdk.agent_id}.not-the-secret"}
-            for _ in range(5):
-                refused = await http.post(f"/v1/agents/{sdk.agent_id}/heartbeat", headers=forged)
-                assert (refused.status_code, refused.json()["code"]) == (401, "UNAUTHORIZED")
-            # The agent's own two heartbeats in this minute are still allowed, the third not.
-            assert (await sdk.heartbeat()).status == "ACTIVE"
-            assert (await sdk.heartbeat()).status == "ACTIVE"
-            with pytest.raises(errors.RateLimited):
-                await sdk.heartbeat()
+    async with _clients_with_limits(settings, "heartbeat=2/minute") as (http, sdk):
+        await sdk.register("Victim")
+        forged = {"Authorization": f"Bearer {sdk.agent_id}.not-the-secret"}
+        for _ in range(5):
+            refused = await http.post(f"/v1/agents/{sdk.agent_id}/heartbeat", headers=forged)
+            assert (refused.status_code, refused.json()["code"]) == (401, "UNAUTHORIZED")
+        # The agent's own two heartbeats in this minute are still allowed, the third not.
+        assert (await sdk.heartbeat()).status == "ACTIVE"
+        assert (await sdk.heartbeat()).status == "ACTIVE"
+        with pytest.raises(errors.RateLimited):
+            await sdk.heartbeat()

@@ -282,22 +282,6 @@ async def _transition(
     key in the same statement. Returns the transaction as changed."""
     _check_text(reason, 1000, "/reason")
     accounts, agents, amounts = posting_arrays(postings)
-    audit_cid = audit_path = None
-    audit: tuple[bytes, list[str]] = (b"", [])
-    if network_key is not None:
-        audit_path, block = seal_audit_record(
-            network_key,
-            locked.row,
-            status=status,
-            movement=movement,
-            postings=postings,
-            actor=actor,
-            amount=amount,
-            fee=fee,
-            reason=reason,
-            completion_proof=completion_proof,
-        )
-        audit_cid, audit = block.cid, (block.data, list(block.links))
     stored_proof = None
     if completion_proof is not None:
         # The proof as the database stores it, which is what the row would return: read
@@ -312,8 +296,22 @@ async def _transition(
         fee=fee,
         reason=reason,
         completion_proof=stored_proof,
-        audit_cid=audit_cid,
+        audit_cid=None,
     )
+    audit_cid = audit_path = None
+    audit: tuple[bytes, list[str]] = (b"", [])
+    if network_key is not None:
+        audit_path, block = seal_audit_record(
+            network_key,
+            locked.row,
+            changed,
+            movement=movement,
+            postings=postings,
+            actor=actor,
+            completion_proof=completion_proof,
+        )
+        audit_cid = changed["audit_cid"] = block.cid
+        audit = (block.data, list(block.links))
     key = reply.request if reply is not None else None
     if reply is not None:
         reply.body = transaction_json(changed)

@@ -108,33 +108,23 @@ def changed_transaction(
 def seal_audit_record(
     network_key: Ed25519PrivateKey,
     locked: Record,
+    changed: dict[str, Any],
     *,
-    status: str,
     movement: str,
     postings: list[Posting],
     actor: str,
-    amount: Decimal,
-    fee: Decimal | None,
-    reason: str | None,
     completion_proof: dict[str, Any] | None,
 ) -> tuple[str, Block]:
-    """The audit record of a locked transaction as it is about to become, and its path;
-    the caller stores it in the statement that makes the change (``transition``), so both
-    commit together.
+    """The audit record of a locked transaction as it is about to become (``changed``, from
+    ``changed_transaction``), and its path; the caller stores it in the statement that
+    makes the change (``transition``), so both commit together.
 
     ``locked`` is the row of the ``lock_transaction`` query: the transaction with its
     clock (``now``), next movement id, status history, ledger movements and the CID now at
     its audit path (``audit_head``, which the new record links as ``previous``)."""
     now: datetime = locked["now"]
-    final = changed_transaction(
-        locked,
-        status=status,
-        amount=amount,
-        fee=fee,
-        reason=reason,
-        completion_proof=None,
-        audit_cid=None,
-    )
+    status, reason, amount = changed["status"], changed["status_reason"], changed["amount"]
+    final = dict(changed)
     if status == "COMPLETED":
         final["completion_proof"] = completion_proof  # as given, not as stored
     for name in _UNRECORDED:
