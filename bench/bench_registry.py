@@ -254,6 +254,7 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds": seconds,
         "per_second": len(latencies) / seconds,
         "per_second_by_round": [len(r["latencies"]) / r["seconds"] for r in rounds],
+        "p99_ms_by_round": [summarize([x * 1000 for x in r["latencies"]])["p99"] for r in rounds],
         "latency_ms": summarize([x * 1000 for x in latencies]),
         "errors": errors,
         # Server process CPU: ~1.0 of a core means the one server process is saturated.
@@ -367,6 +368,12 @@ def main() -> None:
     parser.add_argument("--registrations", type=int, default=3000)
     parser.add_argument("--lookup-seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved DukeNET/bare rounds")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=500,
+        help="unmeasured registrations sent to each server before its measured rounds",
+    )
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--agents", type=int, default=200, help="agents looked up at random")
     parser.add_argument(
@@ -431,7 +438,10 @@ def main() -> None:
                     version="1.0.0",
                 )
             ).encode()
-            for i in range(args.registrations * len(args.registration_processes) + args.agents)
+            for i in range(
+                (args.registrations + 2 * args.warmup) * len(args.registration_processes)
+                + args.agents
+            )
         ]
         lookup_payloads = payloads[: args.agents]
         payloads = payloads[args.agents :]
@@ -458,7 +468,22 @@ def main() -> None:
                 ours = start_uvicorn("dukenet.api.app:create_app", shared, workers=count)
                 floor = start_uvicorn("bench.bench_registry:bare_app", shared, workers=count)
                 processes.extend((ours[0], floor[0]))
-            mine = payloads[number * args.registrations : (number + 1) * args.registrations]
+            share = args.registrations + 2 * args.warmup
+            mine = payloads[number * share : number * share + args.registrations]
+            if args.warmup:
+                # Unmeasured: each server opens its pool connections and prepares its
+                # statements, as a server at work already has.
+                spare = payloads[number * share + args.registrations : (number + 1) * share]
+                load(
+                    clients,
+                    args.client_processes,
+                    [("POST", f"{ours[1]}/v1/agents", p) for p in spare[: args.warmup]],
+                )
+                load(
+                    clients,
+                    args.client_processes,
+                    [("POST", f"{floor[1]}/bare/insert", p) for p in spare[args.warmup :]],
+                )
             reg_rounds: list[dict[str, Any]] = []
             ins_rounds: list[dict[str, Any]] = []
             for r in range(rounds):

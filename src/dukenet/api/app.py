@@ -9,8 +9,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dukenet import __version__
+from dukenet.api.hot import HotRoutes
 from dukenet.api.middleware import RequestEdge
 from dukenet.api.problems import install_problem_handlers
 from dukenet.api.routes import (
@@ -60,7 +62,27 @@ def background_jobs(settings: Settings) -> list[BackgroundJob]:
     return jobs
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class DukenetAPI(FastAPI):
+    """FastAPI behind its request edge (body limit, metrics) and the hot routes.
+
+    A request meets ``edge`` first, then ``dukenet.api.hot.HotRoutes``, which serves the
+    cached agent read and registration itself and hands every other request to the
+    FastAPI stack (``stack``)."""
+
+    edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.edge(scope, receive, send)
+
+    async def stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The FastAPI app proper: middleware, exception handlers, router."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> DukenetAPI:
     """Build the API. ``settings`` default to the ``DUKENET_*`` environment."""
     settings = settings or Settings()
     trust_cache.use_invalidator(trust_routes.invalidate_agent_caches)
@@ -87,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     for task in stuck:
                         log.warning("background job %s did not stop in time", task.get_name())
 
-    app = FastAPI(
+    app = DukenetAPI(
         title="DukeNET",
         version=__version__,
         description="The open network where software agents register, get discovered, "
@@ -113,5 +135,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search_routes.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestEdge, limit=settings.max_body_bytes)
+    app.edge = RequestEdge(HotRoutes(app, app.stack), limit=settings.max_body_bytes)
     return app

@@ -148,6 +148,16 @@ async def hit_and_get(
     return value
 
 
+async def count_request(
+    request: Request, services: Services, caller: str | None, family: str
+) -> None:
+    """Count a request in ``family``: per agent for a session's ``caller``, else per address."""
+    if caller is None:
+        await limiter(request, services).hit(client_address(request), family)
+    else:
+        await hit_as_agent(request, services, caller, family)
+
+
 def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awaitable[None]]:
     """A dependency counting this request against the caller's ``family`` limit.
 
@@ -176,10 +186,7 @@ def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awa
         return per_agent
 
     async def per_caller(request: Request, services: ServicesDep, caller: OptionalAgent) -> None:
-        if caller is None:
-            await limiter(request, services).hit(client_address(request), family)
-        else:
-            await hit_as_agent(request, services, caller, family)
+        await count_request(request, services, caller, family)
 
     per_caller.__name__ = f"rate_limit_{family}"
     return per_caller

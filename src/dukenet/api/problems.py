@@ -46,12 +46,17 @@ def json_pointer(location: tuple[Any, ...] | list[Any]) -> str:
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _dukenet_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DukenetError)
+def dukenet_error_response(exc: DukenetError) -> JSONResponse:
+    """The problem+json response for a DukeNET error (``Retry-After`` on 429)."""
     response = JSONResponse(exc.to_problem(), status_code=exc.status, media_type=PROBLEM_JSON)
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def _dukenet_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DukenetError)
+    return dukenet_error_response(exc)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

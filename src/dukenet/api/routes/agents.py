@@ -12,6 +12,7 @@ from dukenet.api.auth import (
     OPTIONAL_BEARER,
     CurrentAgent,
     caller_of,
+    count_request,
     hit_and_get,
     rate_limit,
     require_self,
@@ -21,6 +22,7 @@ from dukenet.registry import agents, heartbeats
 from dukenet.registry.cache import AgentCache
 from dukenet.registry.inputs import AgentUpdate, Registration, TagsUpdate
 from dukenet.registry.models import Agent, AgentPage, Heartbeat, SignedRegistration, Tags
+from dukenet.runtime import Services
 
 router = APIRouter(prefix="/v1", tags=["agents"])
 
@@ -56,7 +58,18 @@ async def register_agent(body: Registration, request: Request, services: Service
     401 ``INVALID_SIGNATURE`` for a bad signature or a timestamp outside ±5 minutes, 409
     ``AGENT_EXISTS`` for a known key, 422 naming the field for anything malformed.
     """
-    payload = await request.json()
+    return await _register(services, await request.json(), body)
+
+
+async def registration(request: Request, payload: dict[str, Any], body: Registration) -> Response:
+    """``register_agent`` for a body already parsed and validated, counting the request in
+    the ``register`` family itself (``dukenet.api.hot`` serves registrations this way)."""
+    services = services_of(request)
+    await count_request(request, services, await caller_of(request, services), "register")
+    return await _register(services, payload, body)
+
+
+async def _register(services: Services, payload: dict[str, Any], body: Registration) -> Response:
     agent = await agents.register(
         services.db,
         services.cache,
