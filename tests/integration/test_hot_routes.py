@@ -1,7 +1,11 @@
 """The hot routes (``dukenet.api.hot``) answer exactly as the FastAPI routes they shortcut."""
 
+# The market fixtures come from market_support; their names are reused as test parameters.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +17,17 @@ from dukenet import crypto
 from dukenet.api.app import DukenetAPI, create_app
 from dukenet.config import Settings
 from dukenet.sdk import build_registration
+from tests.integration.market_support import (  # noqa: F401
+    BASE_URL,
+    MakeAgent,
+    ledger_balanced_after_each_test,
+    make_agent_client,
+    market_app,
+    operator,
+)
 
 Clients = tuple[httpx.AsyncClient, httpx.AsyncClient]
+JSON_TYPE = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -110,3 +123,72 @@ async def test_the_body_limit_still_guards_registration(settings: Settings) -> N
             response = await http.post("/v1/agents", json=big)
             assert (response.status_code, response.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
             assert (await http.post("/v1/agents", json=registration())).status_code == 201
+
+
+async def test_purchases_and_completions_get_the_same_answers_either_way(
+    market_app: DukenetAPI, make_agent_client: MakeAgent
+) -> None:
+    buyer, seller = await make_agent_client("10"), await make_agent_client()
+    await buyer.login()
+    await seller.login()
+    assert buyer.session is not None and seller.session is not None
+    as_buyer = {"authorization": f"Bearer {buyer.session.token}"}
+    as_seller = {"authorization": f"Bearer {seller.session.token}"}
+    purchase = {"seller_agent_id": seller.agent_id, "transaction_type": "DATA_PURCHASE"}
+    hot_transport = httpx.ASGITransport(app=market_app)
+    plain_transport = httpx.ASGITransport(app=market_app.stack)
+    async with (
+        httpx.AsyncClient(transport=hot_transport, base_url=BASE_URL) as via_hot,
+        httpx.AsyncClient(transport=plain_transport, base_url=BASE_URL) as via_fastapi,
+    ):
+
+        async def both(path: str, **request: Any) -> tuple[Any, Any]:
+            hot = await via_hot.post(path, **request)
+            plain = await via_fastapi.post(path, **request)
+            return hot, plain
+
+        created = await both("/v1/transactions", json=purchase | {"amount": "1"}, headers=as_buyer)
+        assert [r.status_code for r in created] == [201, 201]
+        hot_id, plain_id = (r.json()["transaction_id"] for r in created)
+        assert created[0].json().keys() == created[1].json().keys()
+
+        keyed = {**as_buyer, "Idempotency-Key": "hot-1"}
+        first, repeat = await both(
+            "/v1/transactions", json=purchase | {"amount": "2"}, headers=keyed
+        )
+        assert (first.status_code, repeat.status_code) == (201, 201)
+        assert repeat.content == first.content and repeat.headers["idempotent-replayed"] == "true"
+
+        refusals: list[tuple[str, dict[str, Any]]] = [
+            ("/v1/transactions", {"json": purchase | {"amount": "1"}}),  # 401
+            ("/v1/transactions", {"json": purchase | {"amount": "100"}, "headers": as_buyer}),
+            ("/v1/transactions", {"json": purchase | {"amount": "x"}, "headers": as_buyer}),
+            ("/v1/transactions", {"json": {"amount": "1"}, "headers": as_buyer}),  # 422
+            ("/v1/transactions", {"content": b"{", "headers": as_buyer | JSON_TYPE}),  # 400
+            (f"/v1/transactions/{hot_id}/complete", {"json": {}, "headers": as_buyer}),  # 403
+            (f"/v1/transactions/{uuid.uuid4()}/complete", {"json": {}, "headers": as_seller}),
+            (
+                f"/v1/transactions/{hot_id}/complete",
+                {"json": {"amount": "-1"}, "headers": as_seller},
+            ),
+        ]
+        statuses = []
+        for path, request in refusals:
+            hot, plain = await both(path, **request)
+            assert answer(hot) == answer(plain), (path, request)
+            statuses.append(hot.status_code)
+        assert statuses == [401, 402, 422, 422, 400, 403, 404, 422]
+
+        done_hot = await via_hot.post(
+            f"/v1/transactions/{hot_id}/complete",
+            json={"completion_proof": {"cid": "bafkqaaa"}},
+            headers=as_seller,
+        )
+        done_plain = await via_fastapi.post(
+            f"/v1/transactions/{plain_id.upper()}/complete", json={}, headers=as_seller
+        )
+        assert (done_hot.status_code, done_plain.status_code) == (200, 200)
+        assert done_hot.json()["status"] == done_plain.json()["status"] == "COMPLETED"
+        again = await both(f"/v1/transactions/{hot_id}/complete", json={}, headers=as_seller)
+        assert answer(again[0]) == answer(again[1])
+        assert again[0].json()["code"] == "INVALID_STATE"

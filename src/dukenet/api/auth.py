@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from dukenet.api.deps import ServicesDep
 from dukenet.errors import Forbidden, RateLimited, Unauthorized
@@ -158,6 +159,31 @@ async def count_request(
         await hit_as_agent(request, services, caller, family)
 
 
+async def authenticate_and_count(
+    request: Request, services: Services, token: str, family: str
+) -> str:
+    """The agent of session ``token``, its request counted in ``family`` in the same Redis
+    round trip (a 429 also counts against its trust). The agent id is kept in
+    ``request.state`` for the route's ``CurrentAgent``."""
+    counter = limiter(request, services)
+    try:
+        caller = await session_store(services).authenticate(token, count=(counter, family))
+    except RateLimited:
+        await trust_events.note_rate_limited(services.db, services.cache, token.partition(".")[0])
+        raise
+    request.state.agent_id = caller
+    return caller
+
+
+def request_bearer(request: Request) -> str:
+    """The request's bearer token read as ``HTTPBearer`` reads it; 401 without one."""
+    header = request.headers.get("authorization")
+    scheme, credentials = get_authorization_scheme_param(header)
+    if not (header and scheme and credentials) or scheme.lower() != "bearer":
+        return bearer_token(None)
+    return credentials
+
+
 def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awaitable[None]]:
     """A dependency counting this request against the caller's ``family`` limit.
 
@@ -169,18 +195,7 @@ def rate_limit(family: str, *, authenticated: bool = False) -> Callable[..., Awa
         async def per_agent(
             request: Request, services: ServicesDep, credentials: Credentials
         ) -> None:
-            # Authenticates and counts in one Redis round trip; the route's CurrentAgent
-            # then reuses the agent id from request.state.
-            token = bearer_token(credentials)
-            counter = limiter(request, services)
-            try:
-                caller = await session_store(services).authenticate(token, count=(counter, family))
-            except RateLimited:
-                await trust_events.note_rate_limited(
-                    services.db, services.cache, token.partition(".")[0]
-                )
-                raise
-            request.state.agent_id = caller
+            await authenticate_and_count(request, services, bearer_token(credentials), family)
 
         per_agent.__name__ = f"rate_limit_{family}"
         return per_agent

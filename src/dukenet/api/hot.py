@@ -1,19 +1,22 @@
-"""The two hottest routes, served before FastAPI's per-request machinery.
+"""The hottest routes, served before FastAPI's per-request machinery.
 
-``GET /v1/agents/{id}`` (the cached agent) and ``POST /v1/agents`` (registration) are the
-registry's load. Through FastAPI each request also passes Starlette's error and exception
-layers, the router's scan of every route, the dependency solver and the endpoint wrapper:
-about as much CPU as the cached read itself. ``HotRoutes`` recognises exactly these two
-requests and calls the same route code directly; everything else, and every request it
-does not fully understand, goes to FastAPI unchanged:
+The registry's load is ``GET /v1/agents/{id}`` (the cached agent) and ``POST /v1/agents``
+(registration); the marketplace's is ``POST /v1/transactions`` (buy) and ``POST
+/v1/transactions/{id}/complete`` (settle). Through FastAPI each request also passes
+Starlette's error and exception layers, the router's scan of every route, the dependency
+solver and the endpoint wrapper: about as much CPU as a cached read itself. ``HotRoutes``
+recognises exactly these requests and calls the same route code directly; everything
+else, and every request it does not fully understand, goes to FastAPI unchanged:
 
-* the agent read takes only a 64-hex id (a malformed id gets FastAPI's 422);
-* a registration is taken only when its body is a JSON object that validates as a
-  ``Registration``; any other body (not JSON, another content type, a validation error)
-  is replayed to FastAPI, which answers it exactly as before (same 400/422 problem).
+* a path parameter must already be in its canonical form (64 lowercase hex characters
+  for an agent, a lowercase hyphenated UUID for a transaction), else FastAPI answers;
+* a body is taken only when it is a JSON object that validates as the route's model; any
+  other body (not JSON, another content type, empty, a validation error) is replayed to
+  FastAPI, which answers it exactly as before (the same 400/422 problem, after the same
+  401 for a missing session).
 
 Errors the route code raises (``DukenetError``) become the same problem+json responses as
-the app's exception handlers give. The route keeps its OpenAPI entry and its metrics label
+the app's exception handlers give. Each route keeps its OpenAPI entry and its metrics label
 (``scope["route"]`` is the FastAPI route).
 """
 
@@ -21,20 +24,34 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dukenet.api.auth import authenticate_and_count, request_bearer
+from dukenet.api.deps import services_of
 from dukenet.api.problems import dukenet_error_response
 from dukenet.api.routes import agents as agent_routes
+from dukenet.api.routes import transactions as transaction_routes
 from dukenet.errors import DukenetError
+from dukenet.market.idempotency import HEADER as IDEMPOTENCY_HEADER
+from dukenet.market.inputs import CompleteRequest, PurchaseRequest
 from dukenet.registry.inputs import Registration
 
 AGENT_PATH = re.compile(r"/v1/agents/([0-9a-f]{64})")
-REGISTRATION_PATH = "/v1/agents"
+COMPLETE_PATH = re.compile(
+    r"/v1/transactions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/complete"
+)
+
+# Serves a request whose body validated as the route's model (``None`` for body-less routes).
+Serve = Callable[[Request, Any, Any], Awaitable[Response]]
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -73,76 +90,130 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def _parsed(raw: bytes, scope: Scope, model: type[BaseModel]) -> tuple[Any, BaseModel] | None:
+    """The JSON payload and the model it validates as, or ``None`` to let FastAPI answer."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+    if not raw or not _is_json(content_type):
+        return None
+    try:
+        payload = json.loads(raw)
+        return payload, model.model_validate(payload)
+    except (ValueError, ValidationError, DukenetError):  # validators raise these too
+        return None
+
+
+def _route(router: APIRouter, path: str, method: str) -> APIRoute:
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
+            return route
+    raise LookupError(f"no route {method} {path}")
+
+
+async def _register(request: Request, payload: Any, body: Any) -> Response:
+    return await agent_routes.registration(request, payload, body)
+
+
+async def _purchase(request: Request, _: Any, body: Any) -> Response:
+    services = services_of(request)
+    caller = await authenticate_and_count(request, services, request_bearer(request), "write")
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return await transaction_routes.purchase(request, services, caller, body, key)
+
+
 class HotRoutes:
-    """Serve the cached agent read and registration directly; hand the rest to ``fallback``
-    (the FastAPI stack). ``app`` supplies ``state`` (the services)."""
+    """Serve the hot routes directly; hand the rest to ``fallback`` (the FastAPI stack).
+    ``app`` supplies ``state`` (the services)."""
 
     def __init__(self, app: FastAPI, fallback: ASGIApp) -> None:
         self.app = app
         self.fallback = fallback
-        self._read_route: APIRoute | None = None
-        self._register_route: APIRoute | None = None
-
-    @staticmethod
-    def _route(path: str, method: str) -> APIRoute | None:
-        for route in agent_routes.router.routes:
-            if (
-                isinstance(route, APIRoute)
-                and route.path == path
-                and method in (route.methods or ())
-            ):
-                return route
-        return None
+        self.read_route = _route(agent_routes.router, "/v1/agents/{agent_id}", "GET")
+        self.register_route = _route(agent_routes.router, "/v1/agents", "POST")
+        self.purchase_route = _route(transaction_routes.router, "/v1/transactions", "POST")
+        self.complete_route = _route(
+            transaction_routes.router, "/v1/transactions/{transaction_id}/complete", "POST"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
-            if method == "GET" and len(path) == 75:
+            if method == "GET":
                 found = AGENT_PATH.fullmatch(path)
                 if found is not None:
                     await self._read(scope, receive, send, found.group(1))
                     return
-            elif method == "POST" and path == REGISTRATION_PATH:
-                await self._register(scope, receive, send)
-                return
+            elif method == "POST":
+                if path == "/v1/agents":
+                    await self._with_body(
+                        scope, receive, send, self.register_route, Registration, _register
+                    )
+                    return
+                if path == "/v1/transactions":
+                    await self._with_body(
+                        scope, receive, send, self.purchase_route, PurchaseRequest, _purchase
+                    )
+                    return
+                found = COMPLETE_PATH.fullmatch(path)
+                if found is not None:
+                    transaction_id = UUID(found.group(1))
+
+                    async def complete(request: Request, _: Any, body: Any) -> Response:
+                        services = services_of(request)
+                        caller = await authenticate_and_count(
+                            request, services, request_bearer(request), "write"
+                        )
+                        key = request.headers.get(IDEMPOTENCY_HEADER)
+                        return await transaction_routes.settle(
+                            request, services, caller, transaction_id, body, key
+                        )
+
+                    await self._with_body(
+                        scope, receive, send, self.complete_route, CompleteRequest, complete
+                    )
+                    return
         await self.fallback(scope, receive, send)
 
-    def _enter(self, scope: Scope, route: APIRoute | None) -> None:
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: APIRoute,
+        serve: Callable[[Request], Awaitable[Response]],
+    ) -> None:
         scope["app"] = self.app
-        if route is not None:
-            scope["route"] = route  # the metrics label is the route template
-
-    async def _read(self, scope: Scope, receive: Receive, send: Send, agent_id: str) -> None:
-        if self._read_route is None:
-            self._read_route = self._route("/v1/agents/{agent_id}", "GET")
-        self._enter(scope, self._read_route)
+        scope["route"] = route  # the metrics label is the route template
         request = Request(scope, receive)
         try:
-            response = await agent_routes.get_agent(agent_id, request)
+            response = await serve(request)
         except DukenetError as exc:
             response = dukenet_error_response(exc)
         await response(scope, receive, send)
 
-    async def _register(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _read(self, scope: Scope, receive: Receive, send: Send, agent_id: str) -> None:
+        async def read(request: Request) -> Response:
+            return await agent_routes.get_agent(agent_id, request)
+
+        await self._answer(scope, receive, send, self.read_route, read)
+
+    async def _with_body(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: APIRoute,
+        model: type[BaseModel],
+        serve: Serve,
+    ) -> None:
         raw = await _read_body(receive)
         replay = _replaying(raw, receive)
-        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
-        body = None
-        if raw and _is_json(content_type):
-            try:
-                payload = json.loads(raw)
-                body = Registration.model_validate(payload)
-            except (ValueError, ValidationError, DukenetError):  # validators raise these
-                body = None
-        if body is None:  # FastAPI gives the exact 400/422 it always gave
+        parsed = _parsed(raw, scope, model)
+        if parsed is None:  # FastAPI gives the exact answer it always gave
             await self.fallback(scope, replay, send)
             return
-        if self._register_route is None:
-            self._register_route = self._route(REGISTRATION_PATH, "POST")
-        self._enter(scope, self._register_route)
-        request = Request(scope, replay)
-        try:
-            response = await agent_routes.registration(request, payload, body)
-        except DukenetError as exc:
-            response = dukenet_error_response(exc)
-        await response(scope, replay, send)
+        payload, body = parsed
+
+        async def with_body(request: Request) -> Response:
+            return await serve(request, payload, body)
+
+        await self._answer(scope, replay, send, route, with_body)

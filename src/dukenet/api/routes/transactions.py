@@ -27,6 +27,7 @@ from dukenet.market import transactions
 from dukenet.market.idempotency import Outcome
 from dukenet.market.inputs import CompleteRequest, PurchaseRequest, ReasonRequest
 from dukenet.market.models import Transaction, TransactionPage, TransactionStatus, TransactionType
+from dukenet.runtime import Services
 from dukenet.store.postgres import Connection
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
@@ -48,7 +49,18 @@ async def create_transaction(
 ) -> Response:
     """Buy from ``seller_agent_id``: a PENDING transaction holding ``amount`` from your
     available balance (402 ``INSUFFICIENT_FUNDS`` if it is not there)."""
+    return await purchase(request, services, caller, body, idempotency_key)
 
+
+async def purchase(
+    request: Request,
+    services: Services,
+    caller: str,
+    body: PurchaseRequest,
+    idempotency_key: str | None,
+) -> Response:
+    """``create_transaction`` for an authenticated, counted caller and a validated body
+    (``dukenet.api.hot`` serves purchases this way)."""
     key = request_key(request, f"agent:{caller}", idempotency_key, body)
 
     async def create(conn: Connection) -> Outcome:
@@ -73,7 +85,21 @@ async def complete_transaction(
 ) -> Response:
     """The seller settles a PENDING transaction with its completion proof (e.g. a CID):
     the seller gets ``amount - platform_fee``, the fee goes to the platform."""
-    body = body or CompleteRequest()
+    return await settle(
+        request, services, caller, transaction_id, body or CompleteRequest(), idempotency_key
+    )
+
+
+async def settle(
+    request: Request,
+    services: Services,
+    caller: str,
+    transaction_id: UUID,
+    body: CompleteRequest,
+    idempotency_key: str | None,
+) -> Response:
+    """``complete_transaction`` for an authenticated, counted caller and a validated body
+    (``dukenet.api.hot`` serves completions this way)."""
     key = request_key(request, f"agent:{caller}", idempotency_key, body)
 
     async def complete(conn: Connection) -> Outcome:
