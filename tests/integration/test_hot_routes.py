@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,7 @@ async def test_registrations_get_the_same_answers_either_way(both: Clients) -> N
         {"content": b"{not json", "headers": {"content-type": "application/json"}},  # 400
         {"content": b"", "headers": {"content-type": "application/json"}},  # 422 missing body
         {"content": b"x=1", "headers": {"content-type": "text/plain"}},  # 422
+        {"content": json.dumps(registration()).encode()},  # 422: no content type
     ]
     statuses = []
     for request in requests:
@@ -80,7 +82,7 @@ async def test_registrations_get_the_same_answers_either_way(both: Clients) -> N
         plain_answer = answer(await via_fastapi.post("/v1/agents", **request))
         assert hot_answer == plain_answer, request
         statuses.append(hot_answer[0])
-    assert statuses == [409, 401, 422, 422, 422, 400, 422, 422]
+    assert statuses == [409, 401, 422, 422, 422, 400, 422, 422, 422]
 
 
 async def test_agent_reads_get_the_same_bytes_either_way(both: Clients) -> None:
@@ -123,6 +125,21 @@ async def test_the_body_limit_still_guards_registration(settings: Settings) -> N
             response = await http.post("/v1/agents", json=big)
             assert (response.status_code, response.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
             assert (await http.post("/v1/agents", json=registration())).status_code == 201
+
+            # A valid registration streamed, then more bytes past the limit: 413, and the
+            # part that arrived in time (valid on its own) registers nobody.
+            payload = registration()
+            agent_id = crypto.agent_id_for(payload["public_key"])
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield json.dumps(payload).encode()
+                for _ in range(4):
+                    yield b" " * 1000
+
+            streamed = await http.post("/v1/agents", content=chunks(), headers=JSON_TYPE)
+            assert (streamed.status_code, streamed.json()["code"]) == (413, "PAYLOAD_TOO_LARGE")
+            missing = await http.get(f"/v1/agents/{agent_id}")
+            assert (missing.status_code, missing.json()["code"]) == (404, "AGENT_NOT_FOUND")
 
 
 async def test_purchases_and_completions_get_the_same_answers_either_way(

@@ -66,8 +66,8 @@ class DukenetAPI(FastAPI):
     """FastAPI behind its request edge (body limit, metrics) and the hot routes.
 
     A request meets ``edge`` first, then ``dukenet.api.hot.HotRoutes``, which serves the
-    cached agent read and registration itself and hands every other request to the
-    FastAPI stack (``stack``)."""
+    hottest routes itself and hands every other request to the FastAPI stack
+    (``stack``)."""
 
     edge: ASGIApp | None = None
 

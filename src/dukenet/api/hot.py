@@ -10,10 +10,10 @@ else, and every request it does not fully understand, goes to FastAPI unchanged:
 
 * a path parameter must already be in its canonical form (64 lowercase hex characters
   for an agent, a lowercase hyphenated UUID for a transaction), else FastAPI answers;
-* a body is taken only when it is a JSON object that validates as the route's model; any
-  other body (not JSON, another content type, empty, a validation error) is replayed to
-  FastAPI, which answers it exactly as before (the same 400/422 problem, after the same
-  401 for a missing session).
+* a body is taken only when it is a JSON object, sent as JSON, that validates as the
+  route's model; any other body (not JSON, no or another content type, empty, a
+  validation error, cut off) is replayed to FastAPI, which answers it exactly as before
+  (the same 400/422 problem, after the same 401 for a missing session).
 
 Errors the route code raises (``DukenetError``) become the same problem+json responses as
 the app's exception handlers give. Each route keeps its OpenAPI entry and its metrics label
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -50,30 +51,35 @@ COMPLETE_PATH = re.compile(
     r"/v1/transactions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/complete"
 )
 
-# Serves a request whose body validated as the route's model (``None`` for body-less routes).
+# Serves a request given its JSON payload and the route's model validated from it.
 Serve = Callable[[Request, Any, Any], Awaitable[Response]]
 
 
 def _is_json(content_type: bytes | None) -> bool:
-    """FastAPI's test for a JSON body: no content type, or ``application/json`` / ``+json``."""
+    """FastAPI's (strict) test for a JSON body: ``application/json`` or ``+json``."""
     if content_type is None:
-        return True
+        return False
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     )
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body; ``None`` if it never arrived whole (the client went away, or the
+    request edge cut it off at the size limit)."""
     chunks = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
+
+
+async def _disconnected() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -120,6 +126,13 @@ async def _purchase(request: Request, _: Any, body: Any) -> Response:
     return await transaction_routes.purchase(request, services, caller, body, key)
 
 
+async def _settle(transaction_id: UUID, request: Request, _: Any, body: Any) -> Response:
+    services = services_of(request)
+    caller = await authenticate_and_count(request, services, request_bearer(request), "write")
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return await transaction_routes.settle(request, services, caller, transaction_id, body, key)
+
+
 class HotRoutes:
     """Serve the hot routes directly; hand the rest to ``fallback`` (the FastAPI stack).
     ``app`` supplies ``state`` (the services)."""
@@ -155,20 +168,9 @@ class HotRoutes:
                     return
                 found = COMPLETE_PATH.fullmatch(path)
                 if found is not None:
-                    transaction_id = UUID(found.group(1))
-
-                    async def complete(request: Request, _: Any, body: Any) -> Response:
-                        services = services_of(request)
-                        caller = await authenticate_and_count(
-                            request, services, request_bearer(request), "write"
-                        )
-                        key = request.headers.get(IDEMPOTENCY_HEADER)
-                        return await transaction_routes.settle(
-                            request, services, caller, transaction_id, body, key
-                        )
-
+                    settle = partial(_settle, UUID(found.group(1)))
                     await self._with_body(
-                        scope, receive, send, self.complete_route, CompleteRequest, complete
+                        scope, receive, send, self.complete_route, CompleteRequest, settle
                     )
                     return
         await self.fallback(scope, receive, send)
@@ -206,6 +208,9 @@ class HotRoutes:
         serve: Serve,
     ) -> None:
         raw = await _read_body(receive)
+        if raw is None:  # FastAPI answers a body that never arrived whole (400, or the 413)
+            await self.fallback(scope, _disconnected, send)
+            return
         replay = _replaying(raw, receive)
         parsed = _parsed(raw, scope, model)
         if parsed is None:  # FastAPI gives the exact answer it always gave

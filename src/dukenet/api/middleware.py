@@ -32,7 +32,8 @@ class RequestEdge:
     layer costs every request a call and a wrapped ``send``):
 
     * refuses bodies above ``limit`` bytes with 413, by Content-Length or while streaming
-      (only requests that declare a body get their ``receive`` wrapped);
+      (only requests that declare a body get their ``receive`` wrapped; a body cut off
+      mid-stream reads as a disconnect, so no route runs on its first part);
     * counts requests and times them per route template (not per concrete path).
     """
 
@@ -65,14 +66,18 @@ class RequestEdge:
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    # Frameworks turn errors raised while reading the body into their own
-                    # 400s, so remember the breach and replace whatever response follows.
+                    # The body ends here as if the client had gone: no route ever runs on
+                    # what arrived so far (it may itself be valid JSON). Frameworks turn
+                    # that into their own 400, so remember the breach and replace whatever
+                    # response follows.
                     too_large = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
+                    return {"type": "http.disconnect"}
             return message
 
         async def edge_send(message: Message) -> None:
