@@ -7,7 +7,9 @@ process, same flags) doing only the one underlying store operation per request: 
 of a row shaped like an ``agents`` row built from the same registration JSON, or one Redis
 GET of the same cached agent bytes. DukeNET and bare runs are interleaved in rounds so
 machine noise hits both alike, and the report gives each DukeNET figure as a ratio to its
-bare floor from the same run.
+bare floor from the same run. Before its measured rounds each server (DukeNET and bare)
+takes ``--warmup`` unmeasured registrations (default 500), so the rounds measure a server
+at work, pool connections open and statements prepared, not its start-up.
 
 The load generator is aiohttp (already a DukeNET dependency; nothing is installed by this
 script): ``--client-processes`` processes, each with one ``ClientSession`` and an equal
@@ -23,7 +25,7 @@ Needs: PostgreSQL at ``DUKENET_TEST_DATABASE_URL`` (a role that may CREATE DATAB
 Redis at ``DUKENET_TEST_REDIS_URL``; the project venv (aiohttp, uvicorn[standard]).
 
     python bench/bench_registry.py [--registrations 3000] [--lookup-seconds 10]
-        [--rounds 3] [--client-processes 1] [--profile-server]
+        [--rounds 3] [--warmup 500] [--client-processes 1] [--profile-server]
 
 ``--profile-server`` runs the DukeNET server under cProfile and prints its top cumulative
 costs after the run (the throughput figures of a profiled run are not the real ones).
