@@ -17,7 +17,9 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,6 +30,7 @@ from dukenet import crypto
 from dukenet.api.app import create_app
 from dukenet.config import Settings
 from dukenet.runtime import Services, open_services
+from dukenet.sdk import AsyncClient as SdkClient
 from dukenet.store import migrations
 
 ADMIN_URL = os.environ.get("DUKENET_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -141,6 +144,19 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http:
             yield http
+
+
+@asynccontextmanager
+async def http_and_sdk(app: Any) -> AsyncIterator[tuple[httpx.AsyncClient, SdkClient]]:
+    """A raw HTTP client and an SDK client (with a new key) on ``app``, in process."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
+        SdkClient(
+            "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
+        ) as sdk,
+    ):
+        yield http, sdk
 
 
 def free_port() -> int:

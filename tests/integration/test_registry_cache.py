@@ -21,7 +21,7 @@ from dukenet.registry.cache import AgentCache
 from dukenet.runtime import Services
 from dukenet.sdk import AsyncClient, build_registration, errors
 from dukenet.store.cache import Cache
-from tests.conftest import free_port
+from tests.conftest import free_port, http_and_sdk
 
 
 @pytest.fixture
@@ -77,13 +77,7 @@ async def test_a_reader_that_loaded_before_a_write_cannot_cache_old_data(
 
 
 async def test_read_after_write_and_after_deregistration(app: FastAPI) -> None:
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
-        AsyncClient(
-            "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
-        ) as sdk,
-    ):
+    async with http_and_sdk(app) as (http, sdk):
         await sdk.register("Cached", tags=["a"])
         path = f"/v1/agents/{sdk.agent_id}"
         for round_number in range(5):
@@ -150,39 +144,35 @@ async def test_reads_keep_working_with_redis_stopped(
 ) -> None:
     url, redis_process = own_redis
     application = create_app(settings.model_copy(update={"redis_url": url}))
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
-            AsyncClient(
-                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
-            ) as sdk,
-        ):
-            await sdk.register("Survivor", tags=["resilient"])
-            await sdk.login()
-            path = f"/v1/agents/{sdk.agent_id}"
-            assert (await http.get(path)).status_code == 200  # now cached in Redis
+    async with (
+        application.router.lifespan_context(application),
+        http_and_sdk(application) as (http, sdk),
+    ):
+        await sdk.register("Survivor", tags=["resilient"])
+        await sdk.login()
+        path = f"/v1/agents/{sdk.agent_id}"
+        assert (await http.get(path)).status_code == 200  # now cached in Redis
 
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
 
-            for _ in range(3):  # reads are served from PostgreSQL (rate limits fail open)
-                response = await http.get(path)
-                assert response.status_code == 200
-                assert response.json()["display_name"] == "Survivor"
-            listed = (await http.get("/v1/agents", params={"tag": "resilient"})).json()
-            assert [a["agent_id"] for a in listed["items"]] == [sdk.agent_id]
-            assert (await http.get(f"{path}/capabilities")).status_code == 200
-            assert (await http.get("/readyz")).status_code == 503
+        for _ in range(3):  # reads are served from PostgreSQL (rate limits fail open)
+            response = await http.get(path)
+            assert response.status_code == 200
+            assert response.json()["display_name"] == "Survivor"
+        listed = (await http.get("/v1/agents", params={"tag": "resilient"})).json()
+        assert [a["agent_id"] for a in listed["items"]] == [sdk.agent_id]
+        assert (await http.get(f"{path}/capabilities")).status_code == 200
+        assert (await http.get("/readyz")).status_code == 503
 
-            # a registration still lands in PostgreSQL and is readable at once
-            other = crypto.generate_private_key()
-            created = await http.post("/v1/agents", json=build_registration(other, "Newcomer"))
-            assert created.status_code == 201
-            other_id = crypto.agent_id_for(other.public_key())
-            assert (await http.get(f"/v1/agents/{other_id}")).json()["display_name"] == "Newcomer"
+        # a registration still lands in PostgreSQL and is readable at once
+        other = crypto.generate_private_key()
+        created = await http.post("/v1/agents", json=build_registration(other, "Newcomer"))
+        assert created.status_code == 201
+        other_id = crypto.agent_id_for(other.public_key())
+        assert (await http.get(f"/v1/agents/{other_id}")).json()["display_name"] == "Newcomer"
 
-            # sessions live only in Redis: authenticated writes say so instead of failing oddly
-            with pytest.raises(errors.ServiceUnavailable) as unavailable:
-                await sdk.heartbeat()
-            assert unavailable.value.code == "CACHE_UNAVAILABLE"
+        # sessions live only in Redis: authenticated writes say so instead of failing oddly
+        with pytest.raises(errors.ServiceUnavailable) as unavailable:
+            await sdk.heartbeat()
+        assert unavailable.value.code == "CACHE_UNAVAILABLE"

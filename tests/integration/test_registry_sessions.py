@@ -14,6 +14,7 @@ from dukenet import crypto
 from dukenet.api.app import create_app
 from dukenet.config import Settings
 from dukenet.sdk import AsyncClient, errors
+from tests.conftest import http_and_sdk
 
 
 async def _app(settings: Settings) -> AsyncIterator[FastAPI]:
@@ -28,14 +29,8 @@ async def _clients_with_limits(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncClient]]:
     """An app with these rate limits, with an HTTP client and an SDK client on it."""
     async for application in _app(settings.model_copy(update={"rate_limits": rate_limits})):
-        transport = httpx.ASGITransport(app=application)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://dukenet.test") as http,
-            AsyncClient(
-                "http://dukenet.test", key=crypto.generate_private_key(), transport=transport
-            ) as sdk,
-        ):
-            yield http, sdk
+        async with http_and_sdk(application) as clients:
+            yield clients
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from dukenet.errors import DukenetError
 from dukenet.market.idempotency import HEADER as IDEMPOTENCY_HEADER
 from dukenet.market.inputs import CompleteRequest, PurchaseRequest
 from dukenet.registry.inputs import Registration
+from dukenet.runtime import Services
 
 AGENT_PATH = re.compile(r"/v1/agents/([0-9a-f]{64})")
 COMPLETE_PATH = re.compile(
@@ -115,21 +116,21 @@ def _route(router: APIRouter, path: str, method: str) -> APIRoute:
     raise LookupError(f"no route {method} {path}")
 
 
-async def _register(request: Request, payload: Any, body: Any) -> Response:
-    return await agent_routes.registration(request, payload, body)
+async def _money_caller(request: Request) -> tuple[Services, str, str | None]:
+    """What a money route's dependencies give it: the services, the session's agent
+    (counted in ``write``) and the ``Idempotency-Key``."""
+    services = services_of(request)
+    caller = await authenticate_and_count(request, services, request_bearer(request), "write")
+    return services, caller, request.headers.get(IDEMPOTENCY_HEADER)
 
 
 async def _purchase(request: Request, _: Any, body: Any) -> Response:
-    services = services_of(request)
-    caller = await authenticate_and_count(request, services, request_bearer(request), "write")
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    services, caller, key = await _money_caller(request)
     return await transaction_routes.purchase(request, services, caller, body, key)
 
 
 async def _settle(transaction_id: UUID, request: Request, _: Any, body: Any) -> Response:
-    services = services_of(request)
-    caller = await authenticate_and_count(request, services, request_bearer(request), "write")
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    services, caller, key = await _money_caller(request)
     return await transaction_routes.settle(request, services, caller, transaction_id, body, key)
 
 
@@ -158,7 +159,12 @@ class HotRoutes:
             elif method == "POST":
                 if path == "/v1/agents":
                     await self._with_body(
-                        scope, receive, send, self.register_route, Registration, _register
+                        scope,
+                        receive,
+                        send,
+                        self.register_route,
+                        Registration,
+                        agent_routes.registration,
                     )
                     return
                 if path == "/v1/transactions":
