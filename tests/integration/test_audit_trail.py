@@ -225,6 +225,51 @@ async def test_task_execution_links_large_values(
     assert record["log"][0]["event_type"] == "SUBMITTED"
 
 
+async def test_task_executions_recorded_together(
+    services: Services, client: httpx.AsyncClient
+) -> None:
+    # A worker's batch ends several tasks in one transaction: each gets its own record at
+    # its own path, in the order given; one that had a record before links it.
+    earlier, fresh = uuid.uuid4(), uuid.uuid4()
+    log = [{"event_type": "COMPLETED", "timestamp": datetime.now(UTC)}]
+    async with services.db.transaction() as conn:
+        first = await trail.record_task_execution(
+            conn, services.network_key, task={"task_id": earlier}, subtasks=[], log=log
+        )
+    async with services.db.transaction() as conn:
+        cids = await trail.record_task_executions(
+            conn,
+            services.network_key,
+            [
+                ({"task_id": earlier, "status": "FAILED"}, [], log),
+                (
+                    {"task_id": fresh, "status": "COMPLETED"},
+                    [{"name": "s1", "output": {"text": "y" * 3000}}],
+                    log,
+                ),
+            ],
+        )
+        queued = await conn.fetch(
+            "SELECT cid FROM audit_log_queue WHERE cid = ANY($1::text[]) ORDER BY queue_id", cids
+        )
+    assert len(set(cids)) == 2 and first not in cids
+    assert [row["cid"] for row in queued] == cids
+    for task_id, cid, status in [(earlier, cids[0], "FAILED"), (fresh, cids[1], "COMPLETED")]:
+        path = f"/dukenet/tasks/{task_id}/execution"
+        resolved = (await client.get("/v1/audit/resolve", params={"path": path})).json()
+        assert resolved["cid"] == cid
+        record = (await client.get(f"/v1/audit/records/{cid}")).json()
+        assert record["path"] == path
+        assert record["task"]["status"] == status
+    replaced = (await client.get(f"/v1/audit/records/{cids[0]}")).json()
+    assert replaced["previous"] == {"/": first}
+    fresh_record = (await client.get(f"/v1/audit/records/{cids[1]}")).json()
+    assert "previous" not in fresh_record
+    assert "/" in fresh_record["subtasks"][0]["output"]  # large: its own block
+    await wait_included(client, cids[0])
+    await wait_included(client, cids[1])
+
+
 async def test_audit_errors_are_problem_json(client: httpx.AsyncClient) -> None:
     cases = [
         ("/v1/audit/resolve?path=/dukenet/agents/none/registration", 404, "AUDIT_PATH_NOT_FOUND"),

@@ -11,6 +11,7 @@ from eth_account.messages import encode_defunct
 
 from dukenet.api.app import create_app
 from dukenet.config import Settings
+from dukenet.errors import InvalidInput
 from dukenet.registry import heartbeats
 from dukenet.runtime import open_services
 from dukenet.trust import events
@@ -130,12 +131,111 @@ async def test_recording_stays_cheap_to_plan_on_a_new_database(network: TrustNet
     # be compiled at every finished attempt. The new database has no statistics yet.
     agent, _ = await network.register("Worker")
     subtask = await _work(network, agent)
-    args = (subtask, 1, agent, None, "success", False, 120, 500, 600, 48, 1.3)
+    args = ([subtask], [1], [agent], [None], ["success"], [False], [120], [500], 600, 48, 1.3)
     async with network.services.db.transaction() as conn:
         plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON) " + events.QUERIES["record_attempt"], *args
+            "EXPLAIN (FORMAT JSON) " + events.QUERIES["record_attempts"], *args
         )
     assert plan[0]["Plan"]["Total Cost"] < 10_000
+
+
+STATS_COLUMNS = (
+    "successful, failed, success_weight, failure_weight, declared_weight, within_weight,"
+    " measured, measured_weight, latency_weighted, latency_histogram, burst_window,"
+    " burst_failures, burst_attempts, prev_failures, prev_attempts, last_attempt_at"
+)
+
+
+async def test_a_batch_of_attempts_counts_as_the_same_attempts_one_by_one(
+    network: TrustNetwork,
+) -> None:
+    # A worker records a whole batch of answers in one statement; the agent's aggregates
+    # must be exactly what recording them one at a time (in the same transaction) gives.
+    one_by_one, _ = await network.register("Single")
+    batched, _ = await network.register("Batched")
+    pattern = [
+        ("success", False, 80, 500),
+        ("success", False, 82, 500),  # the same latency bucket as the one before
+        ("success", False, 900, 500),
+        ("failure", True, 3000, 500),
+        ("failure", False, 40, None),
+        ("cancelled", False, None, 500),
+        ("success", False, None, None),
+    ]
+    singles = [await _work(network, one_by_one) for _ in pattern]
+    batch = [await _work(network, batched) for _ in pattern]
+    async with network.services.db.transaction() as conn:
+        for subtask, (outcome, caused, latency, declared) in zip(singles, pattern, strict=True):
+            await events.record_attempt(
+                conn,
+                agent_id=one_by_one,
+                capability_id=None,
+                subtask_id=subtask,
+                attempt=1,
+                outcome=outcome,
+                caused_by_agent=caused,
+                latency_ms=latency,
+                declared_p99_ms=declared,
+            )
+        await events.record_attempts(
+            conn,
+            [
+                events.Attempt(batched, None, subtask, 1, outcome, caused, latency, declared)
+                for subtask, (outcome, caused, latency, declared) in zip(
+                    batch, pattern, strict=True
+                )
+            ],
+        )
+        # a repeat in a later batch changes nothing
+        await events.record_attempts(
+            conn, [events.Attempt(batched, None, batch[0], 1, "failure", True, 10, 500)]
+        )
+        query = f"SELECT {STATS_COLUMNS} FROM trust_agent_stats WHERE agent_id = $1"
+        expected = dict(await conn.fetchrow(query, one_by_one))
+        got = dict(await conn.fetchrow(query, batched))
+    assert expected["successful"] == 4 and expected["failed"] == 1
+    assert got.keys() == expected.keys()
+    for column, value in expected.items():
+        if isinstance(value, float | list):
+            # float sums may differ in the last bit with the order they were added in
+            assert got[column] == pytest.approx(value, rel=1e-12), column
+        else:
+            assert got[column] == value, column
+
+
+async def test_a_batch_with_an_unknown_subtask_is_refused(network: TrustNetwork) -> None:
+    agent, _ = await network.register("Worker")
+    known = await _work(network, agent)
+    with pytest.raises(InvalidInput) as refused:
+        async with network.services.db.transaction() as conn:
+            await events.record_attempts(
+                conn,
+                [
+                    events.Attempt(agent, None, known, 1, "success", False, 10, None),
+                    events.Attempt(agent, None, uuid.uuid4(), 1, "success", False, 10, None),
+                ],
+            )
+    assert refused.value.field == "/subtask_id"
+    breakdown = (await network.http.get(f"/v1/agents/{agent}/trust")).json()
+    assert breakdown["components"]["delivery"]["inputs"]["successful_attempts"] == 0
+
+
+async def test_a_burst_within_one_batch_is_flagged(network: TrustNetwork) -> None:
+    agent, _ = await network.register("Flaky")
+    work = [await _work(network, agent) for _ in range(12)]
+    async with network.services.db.transaction() as conn:
+        await events.record_attempts(
+            conn,
+            [
+                events.Attempt(agent, None, subtask, 1, outcome, outcome == "failure", 50, 500)
+                for subtask, outcome in zip(work, ["success"] * 2 + ["failure"] * 10, strict=True)
+            ],
+        )
+        await events.recompute_trust(conn, network.services.cache, agent, reason="attempt")
+    await events.after_commit_invalidate(network.services.cache, [agent])
+    flags = (await network.http.get(f"/v1/agents/{agent}/trust")).json()["fraud_flags"]
+    assert [f["kind"] for f in flags] == ["FAILURE_BURST"]
+    assert "10 of 12" in flags[0]["reason"]
 
 
 async def test_heartbeat_expiry_and_revival_recompute(network: TrustNetwork) -> None:

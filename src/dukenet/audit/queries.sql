@@ -20,6 +20,29 @@ WITH block AS (
 )
 SELECT EXISTS (SELECT 1 FROM block) AS created
 
+-- name: heads
+-- The current record of each path that has one (for callers that hold the paths' owners
+-- locked; see trail.record_task_executions).
+SELECT path, cid FROM audit_paths WHERE path = ANY($1::text[])
+
+-- name: store_records
+-- store_record for several records at once ($3: each record's links as JSON array text;
+-- the paths are distinct). The log queue takes the new blocks in the order given.
+WITH item AS (
+  SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])
+    WITH ORDINALITY AS i (cid, data, links, path, n)
+), block AS (
+  INSERT INTO audit_blocks (cid, data, links)
+  SELECT cid, data, ARRAY(SELECT jsonb_array_elements_text(links::jsonb)) FROM item ORDER BY n
+  ON CONFLICT (cid) DO NOTHING
+  RETURNING cid
+), path AS (
+  INSERT INTO audit_paths (path, cid) SELECT path, cid FROM item
+  ON CONFLICT (path) DO UPDATE SET cid = EXCLUDED.cid, updated_at = NOW()
+)
+INSERT INTO audit_log_queue (cid)
+SELECT i.cid FROM item i JOIN block b ON b.cid = i.cid ORDER BY i.n
+
 -- name: store_block
 INSERT INTO audit_blocks (cid, data, links) VALUES ($1, $2, $3)
 ON CONFLICT (cid) DO NOTHING

@@ -10,6 +10,7 @@ through ``previous``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,6 +41,7 @@ __all__ = [
     "record_rating",
     "record_registration",
     "record_task_execution",
+    "record_task_executions",
     "record_transaction",
     "seal_transaction_record",
     "store_value",
@@ -227,17 +229,52 @@ async def record_task_execution(
 ) -> str:
     """Record a task's execution (the task, its subtasks with assigned agents and the full
     execution log) at ``/dukenet/tasks/{task_id}/execution``. Inputs and outputs larger
-    than ``INLINE_LIMIT`` bytes are stored as their own blocks and linked."""
-    task_id = _required_id(task, "task_id", "task")
-    fields = {
-        "task_id": task_id,
-        "task": await _externalize(conn, task),
-        "subtasks": [await _externalize(conn, subtask) for subtask in subtasks],
-        "log": log,
-    }
-    return await _write(
-        conn, network_key, RecordType.TASK_EXECUTION, task_execution_path(task_id), fields
-    )
+    than ``INLINE_LIMIT`` bytes are stored as their own blocks and linked. The caller holds
+    the task's row locked (see ``record_task_executions``)."""
+    cids = await record_task_executions(conn, network_key, [(task, subtasks, log)])
+    return cids[0]
+
+
+async def record_task_executions(
+    conn: Connection,
+    network_key: Ed25519PrivateKey,
+    executions: list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]],
+) -> list[str]:
+    """``record_task_execution`` for several tasks (``(task, subtasks, log)`` each) in two
+    statements however many there are; returns their CIDs in order.
+
+    The caller holds the tasks' rows locked (``FOR UPDATE``): a task's execution path is
+    written only by the transaction that ends the task, under that lock, so the path has no
+    other writer and needs no path lock (as ``seal_transaction_record``)."""
+    paths: list[str] = []
+    fields: list[dict[str, Any]] = []
+    for task, subtasks, log in executions:
+        task_id = _required_id(task, "task_id", "task")
+        paths.append(task_execution_path(task_id))
+        fields.append(
+            {
+                "task_id": task_id,
+                "task": await _externalize(conn, task),
+                "subtasks": [await _externalize(conn, subtask) for subtask in subtasks],
+                "log": log,
+            }
+        )
+    if not paths:
+        return []
+    with translate_errors():
+        heads = {row["path"]: row["cid"] for row in await conn.fetch(QUERIES["heads"], paths)}
+        blocks = [
+            _sealed(network_key, RecordType.TASK_EXECUTION, path, item, heads.get(path))
+            for path, item in zip(paths, fields, strict=True)
+        ]
+        await conn.execute(
+            QUERIES["store_records"],
+            [block.cid for block in blocks],
+            [block.data for block in blocks],
+            [json.dumps(list(block.links)) for block in blocks],
+            paths,
+        )
+    return [block.cid for block in blocks]
 
 
 async def record_rating(

@@ -2,10 +2,10 @@
 
 The transitions that finish an attempt (a completion, a failure) note a ``FinishedAttempt``
 in their ``Changes``; ``record`` then runs at the end of the same transaction (see
-``engine.transact``): it records every attempt with ``trust.events.record_attempt`` and
-recomputes each agent's score once per transaction, so a worker's batch of 100 answers
-from one agent costs one recomputation, not 100. The caller invalidates the trust caches
-of the returned agents after the commit.
+``engine.transact``): it records the attempts with ``trust.events.record_attempts`` (one
+statement for all of them) and recomputes each agent's score once per transaction, so a
+worker's batch of 100 answers from one agent costs one recomputation, not 100. The caller
+invalidates the trust caches of the returned agents after the commit.
 
 Trust rows are locked after everything else the transaction locked (subtasks, progress,
 tasks) and in agent id order, so two batches touching the same agents cannot deadlock.
@@ -104,19 +104,24 @@ async def _record(
     if capability_ids:
         rows = await conn.fetch(QUERIES["declared_latencies"], capability_ids)
         declared = {row["capability_id"]: row["latency_p99_ms"] for row in rows}
-    for item in sorted(finished, key=lambda f: (f.agent_id, f.subtask_id, f.attempt)):
-        await events.record_attempt(
-            conn,
-            agent_id=item.agent_id,
-            capability_id=item.capability_id,
-            subtask_id=item.subtask_id,
-            attempt=item.attempt,
-            outcome=item.outcome,
-            caused_by_agent=item.caused_by_agent,
-            latency_ms=item.latency_ms,
-            declared_p99_ms=declared.get(item.capability_id or ""),
-            params=params,
-        )
+    ordered = sorted(finished, key=lambda f: (f.agent_id, f.subtask_id, f.attempt))
+    await events.record_attempts(
+        conn,
+        [
+            events.Attempt(
+                item.agent_id,
+                item.capability_id,
+                item.subtask_id,
+                item.attempt,
+                item.outcome,
+                item.caused_by_agent,
+                item.latency_ms,
+                declared.get(item.capability_id or ""),
+            )
+            for item in ordered
+        ],
+        params,
+    )
     agent_ids = sorted({item.agent_id for item in finished})
     for agent_id in agent_ids:
         await events.recompute_trust(conn, cache, agent_id, reason="attempt", params=params)

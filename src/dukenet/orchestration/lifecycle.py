@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from dukenet.audit.trail import record_task_execution
+from dukenet.audit.trail import record_task_executions
 from dukenet.errors import InvalidState
 from dukenet.market import escrow
 from dukenet.orchestration import inputs
@@ -181,7 +181,7 @@ async def finish_tasks(
     for row in await conn.fetch(QUERIES["audit_events"], task_ids):
         record = dict(row)
         events[record.pop("task_id")].append(record)
-    cids: list[str] = []
+    executions = []
     for ending in endings:
         task = tasks[ending.task_id]
         final = {name: task[name] for name in AUDITED_TASK_FIELDS}
@@ -193,15 +193,11 @@ async def finish_tasks(
             completed_at=task["now"],
             started_at=task["started_at"] or task["now"],
         )
-        cids.append(
-            await record_task_execution(
-                cast(asyncpg.Connection, conn),
-                context.network_key,
-                task=final,
-                subtasks=subtasks[ending.task_id],
-                log=events[ending.task_id],
-            )
-        )
+        executions.append((final, subtasks[ending.task_id], events[ending.task_id]))
+    # The tasks' rows are locked (above): their execution paths have no other writer.
+    cids = await record_task_executions(
+        cast(asyncpg.Connection, conn), context.network_key, executions
+    )
     waiting = await conn.fetch(
         QUERIES["end_tasks"],
         task_ids,

@@ -59,6 +59,7 @@ class Recorder:
         self.on_wake = on_wake
         self.batches = 0
         self._queue: list[_Pending] = []
+        self._unfinished: set[asyncio.Future[str]] = set()  # queued or being committed
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -70,18 +71,24 @@ class Recorder:
         ]
 
     async def stop(self) -> None:
-        """Stop the loops once every queued answer is recorded."""
-        await asyncio.gather(*(p.done for p in list(self._queue)), return_exceptions=True)
+        """Stop the loops once every answer handed over is recorded."""
+        await asyncio.gather(*self._unfinished, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def record(self, answer: Answer, *, paid: bool) -> str:
-        """Queue an answer and wait until its transaction committed."""
+    def submit(self, answer: Answer, *, paid: bool) -> asyncio.Future[str]:
+        """Queue an answer; the future resolves once its transaction committed."""
         pending = _Pending(answer, paid)
         self._queue.append(pending)
+        self._unfinished.add(pending.done)
+        pending.done.add_done_callback(self._unfinished.discard)
         self._ready.set()
-        return await pending.done
+        return pending.done
+
+    async def record(self, answer: Answer, *, paid: bool) -> str:
+        """Queue an answer and wait until its transaction committed."""
+        return await self.submit(answer, paid=paid)
 
     def _take(self) -> list[_Pending]:
         first = self._queue.pop(0)

@@ -8,7 +8,9 @@ One process runs one ``Worker`` with ``concurrency`` call slots:
   when ``DUKENET_PGBOUNCER`` is set, as PgBouncer cannot carry LISTEN);
 * each claimed attempt runs in its own asyncio task: call the agent, check the answer,
   then hand it to the recorder, which commits the answers that queued up meanwhile in one
-  fenced transaction (failures are recorded one by one);
+  fenced transaction (failures are recorded one by one). The call slot is free as soon
+  as the answer is handed over, so the next claim runs while the recorder commits; at
+  most ``backlog`` answers wait for it, their leases renewed like the calls';
 * the lease loop renews the leases of running calls every third of the lease, and stops
   calls whose attempt was taken away (task cancelled, lease reaped);
 * the maintenance loop reaps expired leases and fails tasks past their deadline.
@@ -87,6 +89,7 @@ class WorkerStats:
     failed: int = 0
     stale: int = 0
     claims: int = 0
+    unrecorded: int = 0
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -121,10 +124,10 @@ class Worker:
         )
         self.stats = WorkerStats()
         self.candidates = CandidateCache()
-        self.recorder = Recorder(
-            services, self.context, max_batch=max(1, self.concurrency), on_wake=self.wake
-        )
+        self.backlog = 2 * self.concurrency  # answers that may wait for the recorder
+        self.recorder = Recorder(services, self.context, max_batch=self.backlog, on_wake=self.wake)
         self._running: dict[UUID, _Running] = {}
+        self._recording: dict[UUID, _Running] = {}  # answered, being committed
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -208,7 +211,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._running)
+            free = self._free_slots()
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -242,8 +245,14 @@ class Worker:
             self._slot_free.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_free.wait(), remaining)
-            free = self.concurrency - len(self._running)
+            free = self._free_slots()
         return free
+
+    def _free_slots(self) -> int:
+        """Call slots free for new claims (none while the recorder's backlog is full)."""
+        if len(self._recording) >= self.backlog:
+            return 0
+        return self.concurrency - len(self._running)
 
     async def _claim(self, wanted: int) -> ClaimResult:
         async def work(conn: Connection, changes: Changes) -> ClaimResult:
@@ -313,13 +322,11 @@ class Worker:
                 self.services.db, answer, assignment.capability_id, assignment.price
             )
             if problem is None:
-                result = await self.recorder.record(answer, paid=assignment.price > 0)
-                if result == "COMPLETED":
-                    self.stats.completed += 1
-                elif result == "FAILED":
-                    self.stats.failed += 1
-                else:
-                    self.stats.stale += 1
+                # Handed over: the slot frees now and the lease stays renewed until the
+                # recorder committed (or found the attempt stale).
+                self._recording[subtask_id] = running
+                done = self.recorder.submit(answer, paid=assignment.price > 0)
+                done.add_done_callback(lambda future: self._recorded(running, future))
                 return
             outcome = problem
         if isinstance(outcome, Accepted):
@@ -342,6 +349,26 @@ class Worker:
             else:
                 await self._ignored(subtask_id, attempt)
 
+    def _recorded(self, running: _Running, future: asyncio.Future[str]) -> None:
+        assignment = running.assignment
+        self._recording.pop(assignment.subtask_id, None)
+        self._slot_free.set()
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            # The database is down: the lease expires and the reaper returns the attempt.
+            self.stats.unrecorded += 1
+            log.error(
+                "could not record attempt %s/%d: %s", assignment.subtask_id, assignment.attempt, exc
+            )
+        elif (result := future.result()) == "COMPLETED":
+            self.stats.completed += 1
+        elif result == "FAILED":
+            self.stats.failed += 1
+        else:
+            self.stats.stale += 1
+
     async def _ignored(self, subtask_id: UUID, attempt: int) -> None:
         self.stats.stale += 1
 
@@ -360,6 +387,7 @@ class Worker:
         while True:
             await asyncio.sleep(period)
             calling = [r for r in self._running.values() if not r.accepted]
+            calling += self._recording.values()
             if not calling:
                 continue
             ids = [r.assignment.subtask_id for r in calling]

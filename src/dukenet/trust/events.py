@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
@@ -44,12 +45,14 @@ from dukenet.trust.parameters import (
 
 __all__ = [
     "OUTCOMES",
+    "Attempt",
     "after_commit_invalidate",
     "clear_fraud_flag",
     "note_rate_limited",
     "recompute_and_publish",
     "recompute_trust",
     "record_attempt",
+    "record_attempts",
     "run_event_consumer",
 ]
 
@@ -57,6 +60,82 @@ QUERIES = load_queries("dukenet.trust", "queries.sql")
 OUTCOMES = frozenset({"success", "failure", "cancelled"})
 EVENT_CHANNEL = "dukenet_trust_events"
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A finished attempt as trust records it (see ``record_attempts``)."""
+
+    agent_id: str
+    capability_id: str | None
+    subtask_id: UUID
+    attempt: int
+    outcome: str  # success, failure or cancelled
+    caused_by_agent: bool
+    latency_ms: int | None
+    declared_p99_ms: int | None
+
+
+async def record_attempts(
+    conn: Connection, attempts: list[Attempt], params: TrustParameters | None = None
+) -> None:
+    """Record finished attempts inside the caller's transaction, in one statement
+    (idempotent per attempt).
+
+    An outcome is ``success``, ``failure`` or ``cancelled``; a failure counts against the
+    agent only when ``caused_by_agent`` (timeout, 5xx, schema violation). Raises fraud flags
+    for self-dealing and failure bursts (a burst is judged on each agent's counters after
+    the whole statement); the caller then calls ``recompute_trust`` for each agent.
+    """
+    if not attempts:
+        return
+    for item in attempts:
+        if item.outcome not in OUTCOMES:
+            raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
+    params = params or default_parameters()
+    with translate_errors():
+        rows = await conn.fetch(
+            QUERIES["record_attempts"],
+            [a.subtask_id for a in attempts],
+            [a.attempt for a in attempts],
+            [a.agent_id for a in attempts],
+            [a.capability_id for a in attempts],
+            [a.outcome for a in attempts],
+            [a.caused_by_agent for a in attempts],
+            [a.latency_ms for a in attempts],
+            [a.declared_p99_ms for a in attempts],
+            params.burst_window_seconds,
+            LATENCY_BUCKETS,
+            LATENCY_GROWTH,
+        )
+    bursts: dict[str, tuple[fraud.BurstCounts, float]] = {}
+    for item, recorded in zip(attempts, rows, strict=True):
+        if not recorded["known"]:
+            raise InvalidInput(
+                f"no subtask {item.subtask_id} or agent {item.agent_id}", field="/subtask_id"
+            )
+        if recorded["at"] is None:
+            continue  # this attempt was recorded before
+        buyer = recorded["buyer"]
+        if (
+            item.outcome == "success"
+            and buyer != item.agent_id
+            and fraud.same_owner(recorded["seller_owner"], recorded["buyer_owner"])
+        ):
+            await fraud.flag_self_dealing(conn, item.agent_id, buyer, recorded["seller_owner"])
+        if item.outcome == "failure" and item.caused_by_agent:
+            counts = fraud.BurstCounts(
+                window=recorded["burst_window"],
+                failures=recorded["burst_failures"],
+                attempts=recorded["burst_attempts"],
+                previous_failures=recorded["prev_failures"],
+                previous_attempts=recorded["prev_attempts"],
+            )
+            bursts[item.agent_id] = (counts, recorded["at"])
+    for agent_id, (counts, at) in sorted(bursts.items()):
+        failures, total = fraud.burst_estimate(counts, at, params)
+        if fraud.is_burst(failures, total, params):
+            await fraud.flag_failure_burst(conn, agent_id, counts, failures, total)
 
 
 async def record_attempt(
@@ -72,55 +151,18 @@ async def record_attempt(
     declared_p99_ms: int | None,
     params: TrustParameters | None = None,
 ) -> None:
-    """Record a finished attempt inside the caller's transaction (idempotent per attempt).
-
-    ``outcome`` is ``success``, ``failure`` or ``cancelled``; a failure counts against the
-    agent only when ``caused_by_agent`` (timeout, 5xx, schema violation). Raises fraud flags
-    for self-dealing and failure bursts; the caller then calls ``recompute_trust``.
-    """
-    if outcome not in OUTCOMES:
-        raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
-    params = params or default_parameters()
-    with translate_errors():
-        recorded = await conn.fetchrow(
-            QUERIES["record_attempt"],
-            subtask_id,
-            attempt,
-            agent_id,
-            capability_id,
-            outcome,
-            caused_by_agent,
-            latency_ms,
-            declared_p99_ms,
-            params.burst_window_seconds,
-            LATENCY_BUCKETS,
-            LATENCY_GROWTH,
-        )
-    if recorded is None:
-        raise InvalidInput(f"no subtask {subtask_id} or agent {agent_id}", field="/subtask_id")
-    if recorded["at"] is None:
-        return  # this attempt was recorded before
-    at: float = recorded["at"]
-    success = outcome == "success"
-    failure = outcome == "failure" and caused_by_agent
-    buyer = recorded["buyer"]
-    if (
-        success
-        and buyer != agent_id
-        and fraud.same_owner(recorded["seller_owner"], recorded["buyer_owner"])
-    ):
-        await fraud.flag_self_dealing(conn, agent_id, buyer, recorded["seller_owner"])
-    if failure:
-        counts = fraud.BurstCounts(
-            window=recorded["burst_window"],
-            failures=recorded["burst_failures"],
-            attempts=recorded["burst_attempts"],
-            previous_failures=recorded["prev_failures"],
-            previous_attempts=recorded["prev_attempts"],
-        )
-        failures, attempts = fraud.burst_estimate(counts, at, params)
-        if fraud.is_burst(failures, attempts, params):
-            await fraud.flag_failure_burst(conn, agent_id, counts, failures, attempts)
+    """Record one finished attempt (``record_attempts`` with one element)."""
+    item = Attempt(
+        agent_id,
+        capability_id,
+        subtask_id,
+        attempt,
+        outcome,
+        caused_by_agent,
+        latency_ms,
+        declared_p99_ms,
+    )
+    await record_attempts(conn, [item], params)
 
 
 async def recompute_trust(

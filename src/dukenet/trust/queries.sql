@@ -7,67 +7,91 @@ SELECT EXTRACT(EPOCH FROM epoch)::float8 AS epoch, half_life_days, value_referen
        value_floor, rebuilt_at
 FROM trust_stats_state;
 
--- name: record_attempt
--- Records one attempt and adds it to the agent's aggregates, in one statement (see migration
--- 0010 for the decay epoch; the weights are those of recompute.sql's rebuild_sums, so a
--- rebuild reproduces them). Nothing is written on a repeat of the same subtask and attempt:
--- recording is idempotent. Returns what the attempt was worth, who bought it (for the
--- self-dealing check), when it finished (``at`` NULL on a repeat) and the agent's
--- failure-burst counters after it; no row for an unknown subtask or agent.
--- $1 subtask_id, $2 attempt, $3 agent_id, $4 capability_id, $5 outcome, $6 caused_by_agent,
--- $7 latency_ms, $8 declared_p99_ms, $9 burst window (seconds), $10 histogram buckets,
--- $11 histogram growth
-WITH context AS (
-  SELECT round(COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0), 4) AS value,
+-- name: record_attempts
+-- Records attempts and adds them to their agents' aggregates, in one statement (see
+-- migration 0010 for the decay epoch; the weights are those of recompute.sql's
+-- rebuild_sums, so a rebuild reproduces them). The attempts of one statement share the
+-- transaction's finished_at, so per agent their aggregates are summed first and each
+-- agent's row is updated once. Nothing is written on a repeat of the same subtask and
+-- attempt: recording is idempotent.
+-- One row per given attempt, in the order given: whether the subtask and agent exist
+-- (``known``), what it was worth, who bought it (for the self-dealing check), when it
+-- finished (``at`` NULL on a repeat) and its agent's failure-burst counters after the
+-- statement.
+-- $1 subtask_ids, $2 attempts, $3 agent_ids, $4 capability_ids, $5 outcomes,
+-- $6 caused_by_agent, $7 latency_ms, $8 declared_p99_ms (arrays, one element per
+-- attempt), $9 burst window (seconds), $10 histogram buckets, $11 histogram growth
+WITH item AS (
+  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                       $6::boolean[], $7::int[], $8::int[])
+    WITH ORDINALITY AS u (subtask_id, attempt, agent_id, capability_id, outcome,
+                          caused_by_agent, latency_ms, declared_p99_ms, n)
+), context AS (
+  SELECT i.subtask_id, i.attempt, i.agent_id, i.capability_id, i.outcome,
+         i.caused_by_agent, i.latency_ms, i.declared_p99_ms,
+         round(COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0), 4) AS value,
          t.created_by AS buyer, buyer.owner_address AS buyer_owner,
-         seller.owner_address AS seller_owner,
-         EXTRACT(EPOCH FROM ss.epoch)::float8 AS epoch, ss.half_life_days,
-         ss.value_reference, ss.value_floor
-  FROM subtasks s
+         seller.owner_address AS seller_owner
+  FROM item i
+  JOIN subtasks s ON s.subtask_id = i.subtask_id
   JOIN tasks t ON t.task_id = s.parent_task_id
   JOIN agents buyer ON buyer.agent_id = t.created_by
-  JOIN agents seller ON seller.agent_id = $3
-  CROSS JOIN (SELECT * FROM trust_stats_state LIMIT 1) ss  -- one row: keeps estimates at 1
-  WHERE s.subtask_id = $1
+  JOIN agents seller ON seller.agent_id = i.agent_id
 ), inserted AS (
   INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
                               caused_by_agent, latency_ms, declared_p99_ms, value)
-  SELECT $1, $2, $3, $4, $5, $6, $7, $8, value FROM context
+  SELECT subtask_id, attempt, agent_id, capability_id, outcome, caused_by_agent, latency_ms,
+         declared_p99_ms, value
+  FROM context ORDER BY agent_id, subtask_id, attempt
   ON CONFLICT (subtask_id, attempt) DO NOTHING
-  RETURNING finished_at
+  RETURNING subtask_id, attempt, agent_id, outcome, caused_by_agent, latency_ms,
+            declared_p99_ms, value, finished_at
 ), attempt AS (
-  SELECT i.finished_at, EXTRACT(EPOCH FROM i.finished_at)::float8 AS at,
-         power(2::float8, (EXTRACT(EPOCH FROM i.finished_at)::float8 - c.epoch)
-                          / (c.half_life_days::float8 * 86400)) AS w,
-         LEAST(1::float8, GREATEST(c.value_floor::float8,
-                                   c.value::float8 / c.value_reference::float8)) AS vw,
-         $5::varchar = 'success' AS success,
-         $5::varchar = 'failure' AND $6::boolean AS failure,
-         $5::varchar <> 'cancelled' AS counted,
-         $5::varchar <> 'cancelled' AND $7::int IS NOT NULL AS measured,
-         $5::varchar <> 'cancelled' AND $7::int IS NOT NULL AND $8::int IS NOT NULL AS declared,
-         CASE WHEN $5::varchar <> 'cancelled' AND $7::int IS NOT NULL THEN
-           LEAST($10::int - 1, floor(ln(GREATEST($7::int, 1)) / ln($11::float8))::int) + 1
+  SELECT i.subtask_id, i.attempt, i.agent_id, i.latency_ms, i.declared_p99_ms, i.finished_at,
+         EXTRACT(EPOCH FROM i.finished_at)::float8 AS at,
+         power(2::float8, (EXTRACT(EPOCH FROM i.finished_at)::float8
+                           - EXTRACT(EPOCH FROM ss.epoch)::float8)
+                          / (ss.half_life_days::float8 * 86400)) AS w,
+         LEAST(1::float8, GREATEST(ss.value_floor::float8,
+                                   i.value::float8 / ss.value_reference::float8)) AS vw,
+         i.outcome = 'success' AS success,
+         i.outcome = 'failure' AND i.caused_by_agent AS failure,
+         i.outcome <> 'cancelled' AS counted,
+         i.outcome <> 'cancelled' AND i.latency_ms IS NOT NULL AS measured,
+         i.outcome <> 'cancelled' AND i.latency_ms IS NOT NULL
+           AND i.declared_p99_ms IS NOT NULL AS declared,
+         CASE WHEN i.outcome <> 'cancelled' AND i.latency_ms IS NOT NULL THEN
+           LEAST($10::int - 1, floor(ln(GREATEST(i.latency_ms, 1)) / ln($11::float8))::int) + 1
          END AS bucket
-  FROM context c JOIN inserted i ON true
+  FROM inserted i
+  CROSS JOIN (SELECT * FROM trust_stats_state LIMIT 1) ss  -- one row: keeps estimates at 1
+), histogram AS (
+  SELECT a.agent_id, array_agg(COALESCE(h.weight, 0)::float8 ORDER BY b.n) AS latency_histogram
+  FROM (SELECT DISTINCT agent_id FROM attempt) a
+  CROSS JOIN generate_series(1, $10::int) AS b (n)
+  LEFT JOIN (SELECT agent_id, bucket, sum(w) AS weight FROM attempt
+             WHERE bucket IS NOT NULL GROUP BY agent_id, bucket) h
+    ON h.agent_id = a.agent_id AND h.bucket = b.n
+  GROUP BY a.agent_id
 ), stats AS (
   INSERT INTO trust_agent_stats AS s (
     agent_id, successful, failed, success_weight, failure_weight, declared_weight,
     within_weight, measured, measured_weight, latency_weighted, latency_histogram,
     burst_window, burst_failures, burst_attempts, last_attempt_at)
-  SELECT $3, success::int, failure::int,
-         CASE WHEN success THEN w * vw ELSE 0 END,
-         CASE WHEN failure THEN w * vw ELSE 0 END,
-         CASE WHEN declared THEN w ELSE 0 END,
-         CASE WHEN declared AND $7::int <= $8::int THEN w ELSE 0 END,
-         measured::int,
-         CASE WHEN measured THEN w ELSE 0 END,
-         CASE WHEN measured THEN w * $7::int ELSE 0 END,
-         CASE WHEN bucket IS NULL THEN array_fill(0::float8, ARRAY[$10::int])
-              ELSE array_fill(0::float8, ARRAY[bucket - 1]) || w
-                   || array_fill(0::float8, ARRAY[$10::int - bucket]) END,
-         floor(at / $9::float8)::bigint, failure::int, counted::int, finished_at
-  FROM attempt
+  SELECT a.agent_id, count(*) FILTER (WHERE success), count(*) FILTER (WHERE failure),
+         COALESCE(sum(w * vw) FILTER (WHERE success), 0),
+         COALESCE(sum(w * vw) FILTER (WHERE failure), 0),
+         COALESCE(sum(w) FILTER (WHERE declared), 0),
+         COALESCE(sum(w) FILTER (WHERE declared AND latency_ms <= declared_p99_ms), 0),
+         count(*) FILTER (WHERE measured),
+         COALESCE(sum(w) FILTER (WHERE measured), 0),
+         COALESCE(sum(w * latency_ms) FILTER (WHERE measured), 0),
+         min(h.latency_histogram),
+         floor(max(at) / $9::float8)::bigint, count(*) FILTER (WHERE failure),
+         count(*) FILTER (WHERE counted), max(finished_at)
+  FROM attempt a JOIN histogram h ON h.agent_id = a.agent_id
+  GROUP BY a.agent_id
+  ORDER BY a.agent_id
   ON CONFLICT (agent_id) DO UPDATE SET
     successful       = s.successful + EXCLUDED.successful,
     failed           = s.failed + EXCLUDED.failed,
@@ -99,10 +123,17 @@ WITH context AS (
                           ELSE s.burst_attempts END,
     burst_window   = GREATEST(s.burst_window, EXCLUDED.burst_window),
     last_attempt_at = GREATEST(s.last_attempt_at, EXCLUDED.last_attempt_at)
-  RETURNING burst_window, burst_failures, burst_attempts, prev_failures, prev_attempts
+  RETURNING agent_id, burst_window, burst_failures, burst_attempts, prev_failures,
+            prev_attempts
 )
-SELECT c.buyer, c.buyer_owner, c.seller_owner, a.at, st.*
-FROM context c LEFT JOIN attempt a ON true LEFT JOIN stats st ON true;
+SELECT i.subtask_id, i.attempt, i.agent_id, c.subtask_id IS NOT NULL AS known,
+       c.buyer, c.buyer_owner, c.seller_owner, a.at, st.burst_window, st.burst_failures,
+       st.burst_attempts, st.prev_failures, st.prev_attempts
+FROM item i
+LEFT JOIN context c ON c.subtask_id = i.subtask_id AND c.attempt = i.attempt
+LEFT JOIN attempt a ON a.subtask_id = i.subtask_id AND a.attempt = i.attempt
+LEFT JOIN stats st ON st.agent_id = i.agent_id
+ORDER BY i.n;
 
 -- ------------------------------------------------------------------------ one agent's score
 
