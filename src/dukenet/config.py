@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         16, ge=1, le=1024, description="Agent calls a worker runs at once"
     )
-    worker_batch_size: int = Field(8, ge=1, le=256, description="Most subtasks claimed per query")
+    worker_batch_size: int = Field(
+        32, ge=1, le=256, description="Most subtasks claimed per query (at most the concurrency)"
+    )
     worker_lease_seconds: float = Field(
         30.0, gt=0, description="Lease of a claimed attempt, renewed every third of it in a call"
     )

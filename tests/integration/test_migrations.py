@@ -409,6 +409,40 @@ async def test_full_upgrade_keeps_the_design_and_adds_only_listed_tables(
         # Later phases may add columns; none of the designed ones may change or vanish.
         assert {c: columns[table][c] for c in expected} == expected, table
     assert all(s.applied_at is not None for s in statuses)
+    # The production migrations drop only design indexes that other indexes serve better
+    # (0013, 0014, 0015); those indexes stay.
+    indexes = schema["indexes"]
+    assert isinstance(indexes, dict)
+    dropped = {
+        "agents": {"idx_agents_trust_score"},
+        "trust_records": {"idx_trust_agent"},
+        "transactions": {
+            "idx_transactions_buyer",
+            "idx_transactions_seller",
+            "idx_transactions_status",
+        },
+        "tasks": {"idx_tasks_status", "idx_tasks_created_by", "idx_tasks_priority"},
+        "subtasks": {"idx_subtasks_parent", "idx_subtasks_status"},
+        "task_execution_log": {"idx_log_task", "idx_log_subtask"},
+    }
+    serving = {
+        "transactions": {"idx_transactions_buyer_created", "idx_transactions_seller_created"},
+        "tasks": {
+            "idx_tasks_created_by_created",
+            "idx_tasks_created_by_status",
+            "idx_tasks_open_deadline",
+        },
+        "subtasks": {
+            "subtasks_parent_task_id_name_key",
+            "idx_subtasks_claimable",
+            "idx_subtasks_leases",
+        },
+        "task_execution_log": {"idx_log_task_log_id", "task_execution_log_pkey"},
+    }
+    for table, names in EXPECTED_INDEXES.items():
+        gone = dropped.get(table, set())
+        assert set(indexes[table]) >= (names - gone) | serving.get(table, set()), table
+        assert not set(indexes[table]) & gone, table
 
 
 async def test_upgrade_twice_is_a_no_op(empty_database: str) -> None:
