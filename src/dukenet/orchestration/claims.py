@@ -158,9 +158,10 @@ async def claim(
             budgets[task_id] = None if remaining is None else remaining - charge
         starts.append((row, choice, charge, transaction_id, timeout))
 
+    starting: list[Any] = []
     if starts:
-        await conn.execute(
-            QUERIES["start_attempts"],
+        # Written by the flush below, in the same statement (start_attempts_and_flush).
+        starting = [
             [row["subtask_id"] for row, *_ in starts],
             [choice.agent_id for _, choice, *_ in starts],
             [choice.capability_id for _, choice, *_ in starts],
@@ -168,10 +169,10 @@ async def claim(
             [transaction_id for *_, transaction_id, _ in starts],
             worker_id,
             lease_seconds,
-        )
+        ]
         for row, choice, charge, transaction_id, timeout in starts:
             task_id = row["parent_task_id"]
-            attempt = row["attempt"] + 1  # the row is locked: start_attempts did exactly this
+            attempt = row["attempt"] + 1  # the row is locked: the flush does exactly this
             delta = changes.delta(task_id)
             delta.move("ready", "running")
             delta.reserved += charge
@@ -232,7 +233,7 @@ async def claim(
                 delay_seconds=round(delay, 3),
             )
     # The progress rows are locked already (lock_progress above, in id order).
-    await changes.flush(conn, locked=True)
+    await changes.flush(conn, locked=True, starting=starting)
     return result
 
 

@@ -100,9 +100,15 @@ async def transact(
             task = asyncio.create_task(status.publish(services.cache, changes.snapshots()))
             _background.add(task)
             task.add_done_callback(_background.discard)
+            await after_commit_invalidate(services.cache, trusted)
+        elif trusted:
+            # The status and the trust caches are independent: one wait for both.
+            await asyncio.gather(
+                after_commit(services, changes, on_wake=on_wake),
+                after_commit_invalidate(services.cache, trusted),
+            )
         else:
             await after_commit(services, changes, on_wake=on_wake)
-        await after_commit_invalidate(services.cache, trusted)
         return result
     raise AssertionError("unreachable")  # pragma: no cover
 

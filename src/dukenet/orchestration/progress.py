@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -221,13 +222,18 @@ class Changes:
         self.rows.clear()
         self.counters.clear()
 
-    async def flush(self, conn: Connection, *, locked: bool = False) -> dict[UUID, Record]:
-        """``bump`` and ``write`` in one statement; return the new progress rows."""
+    async def flush(
+        self, conn: Connection, *, locked: bool = False, starting: Sequence[Any] = ()
+    ) -> dict[UUID, Record]:
+        """``bump`` and ``write`` in one statement; return the new progress rows. With
+        ``starting`` (the arguments of ``start_attempts_and_flush`` after the changes'),
+        the same statement starts a claim's attempts first."""
         if not self.deltas:
             return {}
         await self._lock(conn, locked)
+        query = "start_attempts_and_flush" if starting else "flush_changes"
         rows = await conn.fetch(
-            QUERIES["flush_changes"], *self._progress_columns(), *self._write_columns()
+            QUERIES[query], *self._progress_columns(), *self._write_columns(), *starting
         )
         self.deltas.clear()
         self.rows.clear()
