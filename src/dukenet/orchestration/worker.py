@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
 CHANNEL = "dukenet_subtasks_ready"
-CLAIM_LINGER = 0.003  # seconds a busy worker waits to claim for several free slots at once
+CLAIM_LINGER = 0.003  # seconds a busy worker with a backlog waits to claim several slots at once
 SHUTDOWN = Failure(
     FailureCode.WORKER_SHUTDOWN,
     "the worker stopped before the agent answered",
@@ -210,14 +210,16 @@ class Worker:
     # ------------------------------------------------------------------ claiming
 
     async def _claim_loop(self) -> None:
+        backlog = False
         while not self._stopping.is_set():
             free = self._free_slots()
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            if free < self.batch_size and self._running:
-                # Busy: let a few more slots free up so one claim fills several of them.
+            if free < self.batch_size and self._running and backlog:
+                # Busy with work waiting: let a few more slots free up so one claim fills
+                # several of them (without a backlog, new work is claimed at once).
                 free = await self._gather_slots(free)
             wanted = min(free, self.batch_size)
             self._wake.clear()
@@ -227,6 +229,7 @@ class Worker:
                 log.warning("claim failed: %s", exc)
                 await asyncio.sleep(self.poll_interval * random.uniform(0.5, 1.5))
                 continue
+            backlog = result.claimed >= wanted  # a full claim: more is probably waiting
             for assignment in result.assignments:
                 self._start(assignment)
             for subtask_id, attempt, failure in result.unattemptable:
