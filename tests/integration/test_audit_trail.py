@@ -3,6 +3,7 @@ content-addressed, signed, indexed by path, included in the signed log, immutabl
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from datetime import UTC, datetime
@@ -341,3 +342,48 @@ async def test_registering_through_the_api_writes_a_verifiable_record(
     assert report.ok, report.checks
     assert report.record is not None
     assert report.record["registration"] == payload
+
+
+async def test_a_writer_that_waited_for_the_path_links_the_record_written_meanwhile(
+    services: Services, client: httpx.AsyncClient
+) -> None:
+    # Two transactions write one path at once: the second waits for the path lock and must
+    # then link the record the first committed, not the one before it.
+    rating_id = uuid.uuid4()
+    rating = {"rating_id": rating_id, "agent_id": "d" * 64, "rating": 4}
+    async with services.db.transaction() as conn:
+        oldest = await trail.record_rating(
+            conn, services.network_key, rating=rating, task_cid=None
+        )
+    first_written = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def first_writer() -> str:
+        async with services.db.transaction() as conn:
+            cid = await trail.record_rating(
+                conn, services.network_key, rating={**rating, "rating": 5}, task_cid=None
+            )
+            first_written.set()
+            await release_first.wait()
+        return cid
+
+    async def second_writer() -> str:
+        await first_written.wait()
+        async with services.db.transaction() as conn:
+            return await trail.record_rating(
+                conn, services.network_key, rating={**rating, "rating": 1}, task_cid=None
+            )
+
+    first_task = asyncio.create_task(first_writer())
+    second_task = asyncio.create_task(second_writer())
+    await first_written.wait()
+    await asyncio.sleep(0.3)  # the second writer is waiting for the path lock
+    assert not second_task.done()
+    release_first.set()
+    first, second = await first_task, await second_task
+    middle = (await client.get(f"/v1/audit/records/{first}")).json()
+    assert middle["previous"] == {"/": oldest}
+    newest = (await client.get(f"/v1/audit/records/{second}")).json()
+    assert newest["previous"] == {"/": first}
+    path = f"/dukenet/agents/{'d' * 64}/ratings/{rating_id}"
+    assert (await client.get("/v1/audit/resolve", params={"path": path})).json()["cid"] == second

@@ -86,9 +86,8 @@ async def _write(
 ) -> str:
     """Seal and store one record at ``path``, linking the record it replaces."""
     with translate_errors():
-        head = await conn.fetchval(
-            QUERIES["lock_path_and_read_head"], AUDIT_LOCK_NAMESPACE, path, column=1
-        )
+        await conn.execute(QUERIES["lock_path"], AUDIT_LOCK_NAMESPACE, path)
+        head = await conn.fetchval(QUERIES["path_head"], path)
         block = _sealed(network_key, record_type, path, fields, head)
         await conn.fetchval(QUERIES["store_record"], block.cid, block.data, list(block.links), path)
     return block.cid
