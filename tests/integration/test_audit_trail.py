@@ -352,9 +352,7 @@ async def test_a_writer_that_waited_for_the_path_links_the_record_written_meanwh
     rating_id = uuid.uuid4()
     rating = {"rating_id": rating_id, "agent_id": "d" * 64, "rating": 4}
     async with services.db.transaction() as conn:
-        oldest = await trail.record_rating(
-            conn, services.network_key, rating=rating, task_cid=None
-        )
+        oldest = await trail.record_rating(conn, services.network_key, rating=rating, task_cid=None)
     first_written = asyncio.Event()
     release_first = asyncio.Event()
 
