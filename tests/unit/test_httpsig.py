@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
 
 from dukenet import crypto
 from dukenet.errors import InvalidSignature
-from dukenet.httpsig import COVERED_COMPONENTS, TAG, sign_request, verify_request
+from dukenet.httpsig import (
+    COVERED_COMPONENTS,
+    TAG,
+    _Headers,
+    _Request,
+    sign_request,
+    verify_request,
+)
 
 URL = "http://127.0.0.1:9100/invoke"
 BODY = json.dumps({"subtask_id": "s1", "input": {"text": "hello"}}).encode()
@@ -221,3 +230,39 @@ def test_signing_needs_the_content_type(key: Ed25519PrivateKey) -> None:
         sign_request(
             method="POST", url=URL, headers={}, body=BODY, private_key=key, key_id="network-1"
         )
+
+
+def test_headers_equal_the_library_signers_byte_for_byte(key: Ed25519PrivateKey) -> None:
+    # sign_request skips apply()'s second derivation of the signature base; the headers
+    # must still be exactly what the library's own sign() writes (Ed25519 is deterministic).
+    ours = sign_request(
+        method="POST",
+        url=URL,
+        headers=dict(CONTENT_TYPE),
+        body=BODY,
+        private_key=key,
+        key_id="network",
+        created=1_700_000_000,
+        nonce="fixed-nonce",
+        expires_in=90,
+    )
+    message = _Request("POST", URL, _Headers(CONTENT_TYPE.items()))
+    HTTPMessageSigner(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={"network": key}),
+    ).sign(
+        message,
+        key_id="network",
+        created=datetime.datetime.fromtimestamp(1_700_000_000, datetime.UTC),
+        expires=datetime.datetime.fromtimestamp(1_700_000_090, datetime.UTC),
+        nonce="fixed-nonce",
+        label="dukenet",
+        tag=TAG,
+        covered_component_ids=COVERED_COMPONENTS,
+        body=BODY,
+        use_existing_digest=True,
+    )
+    library = {
+        name: message.headers[name] for name in ("Content-Digest", "Signature-Input", "Signature")
+    }
+    assert ours == library
