@@ -160,7 +160,7 @@ async def claim(
 
     starting: list[Any] = []
     if starts:
-        # Written by the flush below, in the same statement (start_attempts_and_flush).
+        # Written by the flush below, in the same statement (started_attempts).
         starting = [
             [row["subtask_id"] for row, *_ in starts],
             [choice.agent_id for _, choice, *_ in starts],

@@ -14,7 +14,7 @@ tasks) and in agent id order, so two batches touching the same agents cannot dea
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import replace
 from uuid import UUID
 
 from dukenet.config import Settings
@@ -43,17 +43,9 @@ AGENT_CAUSED = frozenset(
 NOT_AN_OUTCOME = frozenset({FailureCode.WORKER_SHUTDOWN, FailureCode.CANCELLED})
 
 
-@dataclass(frozen=True)
-class FinishedAttempt:
-    """One attempt's outcome as trust sees it."""
-
-    agent_id: str
-    capability_id: str | None
-    subtask_id: UUID
-    attempt: int
-    outcome: str  # success, failure or cancelled
-    caused_by_agent: bool
-    latency_ms: int | None
+# One attempt's outcome as trust sees it; the transitions leave ``declared_p99_ms`` unset
+# and ``record`` fills it in from the capability.
+FinishedAttempt = events.Attempt
 
 
 def failed_attempt(
@@ -107,19 +99,7 @@ async def _record(
     ordered = sorted(finished, key=lambda f: (f.agent_id, f.subtask_id, f.attempt))
     await events.record_attempts(
         conn,
-        [
-            events.Attempt(
-                item.agent_id,
-                item.capability_id,
-                item.subtask_id,
-                item.attempt,
-                item.outcome,
-                item.caused_by_agent,
-                item.latency_ms,
-                declared.get(item.capability_id or ""),
-            )
-            for item in ordered
-        ],
+        [replace(item, declared_p99_ms=declared.get(item.capability_id or "")) for item in ordered],
         params,
     )
     agent_ids = sorted({item.agent_id for item in finished})

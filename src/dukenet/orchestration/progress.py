@@ -10,6 +10,7 @@ after it, so a task's log ids grow in commit order (see 0008_orchestration.sql).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
+# flush_changes with the start of a claim's attempts as its first CTE (see started_attempts).
+_FLUSH_CTES = re.split(r"^WITH ", QUERIES["flush_changes"], maxsplit=1, flags=re.MULTILINE)[1]
+START_AND_FLUSH = f"WITH {QUERIES['started_attempts']},\n{_FLUSH_CTES}"
 STATES = ("pending", "ready", "assigned", "running", "completed", "failed", "cancelled")
 ZERO = Decimal("0.0000")
 
@@ -226,15 +230,13 @@ class Changes:
         self, conn: Connection, *, locked: bool = False, starting: Sequence[Any] = ()
     ) -> dict[UUID, Record]:
         """``bump`` and ``write`` in one statement; return the new progress rows. With
-        ``starting`` (the arguments of ``start_attempts_and_flush`` after the changes'),
-        the same statement starts a claim's attempts first."""
+        ``starting`` (the arguments of ``started_attempts`` in ``queries.sql``), the same
+        statement starts a claim's attempts first."""
         if not self.deltas:
             return {}
         await self._lock(conn, locked)
-        query = "start_attempts_and_flush" if starting else "flush_changes"
-        rows = await conn.fetch(
-            QUERIES[query], *self._progress_columns(), *self._write_columns(), *starting
-        )
+        query = START_AND_FLUSH if starting else QUERIES["flush_changes"]
+        rows = await conn.fetch(query, *self._progress_columns(), *self._write_columns(), *starting)
         self.deltas.clear()
         self.rows.clear()
         self.counters.clear()

@@ -154,11 +154,13 @@ WITH progress AS (
 )
 SELECT * FROM progress
 
--- name: start_attempts_and_flush
--- A claim's last statement: start the attempts (subtask rows locked by claim_ready), then
--- flush_changes as above ($1-$20), in one round trip. $21-$25 per attempt: subtask_id,
--- agent_id, capability_id, price, transaction_id; $26 worker id, $27 lease seconds.
-WITH started AS (
+-- name: started_attempts
+-- Not a statement: the CTE that progress.Changes.flush puts before flush_changes when a
+-- claim starts attempts, so the attempts start in the statement that writes their
+-- progress and log rows (subtask rows locked by claim_ready). Its parameters follow
+-- flush_changes' twenty, per attempt: $21 subtask_id, $22 agent_id, $23 capability_id,
+-- $24 price, $25 transaction_id; then $26 worker id, $27 lease seconds.
+started AS (
   UPDATE subtasks s SET
     status = 'RUNNING', attempt = s.attempt + 1, assigned_agent_id = u.agent_id,
     capability_id = u.capability_id, quoted_price = u.price, transaction_id = u.transaction_id,
@@ -167,37 +169,7 @@ WITH started AS (
   FROM unnest($21::uuid[], $22::text[], $23::text[], $24::numeric[], $25::uuid[])
     AS u(subtask_id, agent_id, capability_id, price, transaction_id)
   WHERE s.subtask_id = u.subtask_id
-), progress AS (
-  UPDATE task_progress p SET
-    version = p.version + 1,
-    pending = p.pending + d.pending, ready = p.ready + d.ready,
-    assigned = p.assigned + d.assigned, running = p.running + d.running,
-    completed = p.completed + d.completed, failed = p.failed + d.failed,
-    cancelled = p.cancelled + d.cancelled,
-    spent_cost = p.spent_cost + d.spent, reserved_cost = p.reserved_cost + d.reserved,
-    updated_at = NOW()
-  FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[],
-              $8::int[], $9::numeric[], $10::numeric[])
-    AS d(task_id, pending, ready, assigned, running, completed, failed, cancelled, spent, reserved)
-  WHERE p.task_id = d.task_id
-  RETURNING p.*
-), events AS (
-  INSERT INTO task_execution_log (task_id, subtask_id, event_type, message, error_code, metadata)
-  SELECT u.task_id, u.subtask_id, u.event_type, u.message, u.error_code, u.metadata::jsonb
-  FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[])
-    WITH ORDINALITY AS u(task_id, subtask_id, event_type, message, error_code, metadata, n)
-  ORDER BY u.n
-), counters AS (
-  UPDATE tasks t SET
-    current_retries = t.current_retries + u.retries,
-    actual_cost = t.actual_cost + u.cost,
-    status = CASE WHEN u.started AND t.status = 'PENDING' THEN 'EXECUTING' ELSE t.status END,
-    started_at = CASE WHEN u.started THEN COALESCE(t.started_at, NOW()) ELSE t.started_at END
-  FROM unnest($17::uuid[], $18::int[], $19::numeric[], $20::bool[])
-    AS u(task_id, retries, cost, started)
-  WHERE t.task_id = u.task_id
 )
-SELECT * FROM progress
 
 -- name: notify_ready
 SELECT pg_notify('dukenet_subtasks_ready', '')

@@ -73,7 +73,7 @@ class Attempt:
     outcome: str  # success, failure or cancelled
     caused_by_agent: bool
     latency_ms: int | None
-    declared_p99_ms: int | None
+    declared_p99_ms: int | None = None  # the capability's declared p99, when it has one
 
 
 async def record_attempts(
