@@ -186,10 +186,9 @@ async def test_a_batch_of_attempts_counts_as_the_same_attempts_one_by_one(
                 )
             ],
         )
-        # a repeat in a later batch changes nothing
-        await events.record_attempts(
-            conn, [events.Attempt(batched, None, batch[0], 1, "failure", True, 10, 500)]
-        )
+        # a repeat, in a later batch or twice in one, changes nothing
+        repeat = events.Attempt(batched, None, batch[0], 1, "failure", True, 10, 500)
+        await events.record_attempts(conn, [repeat, repeat])
         query = f"SELECT {STATS_COLUMNS} FROM trust_agent_stats WHERE agent_id = $1"
         expected = dict(await conn.fetchrow(query, one_by_one))
         got = dict(await conn.fetchrow(query, batched))

@@ -10,7 +10,7 @@ One process runs one ``Worker`` with ``concurrency`` call slots:
   then hand it to the recorder, which commits the answers that queued up meanwhile in one
   fenced transaction (failures are recorded one by one). The call slot is free as soon
   as the answer is handed over, so the next claim runs while the recorder commits; at
-  most ``backlog`` answers wait for it, their leases renewed like the calls';
+  most ``recording_limit`` answers wait for it, their leases renewed like the calls';
 * the lease loop renews the leases of running calls every third of the lease, and stops
   calls whose attempt was taken away (task cancelled, lease reaped);
 * the maintenance loop reaps expired leases and fails tasks past their deadline.
@@ -124,8 +124,10 @@ class Worker:
         )
         self.stats = WorkerStats()
         self.candidates = CandidateCache()
-        self.backlog = 2 * self.concurrency  # answers that may wait for the recorder
-        self.recorder = Recorder(services, self.context, max_batch=self.backlog, on_wake=self.wake)
+        self.recording_limit = 2 * self.concurrency  # answers that may wait for the recorder
+        self.recorder = Recorder(
+            services, self.context, max_batch=self.recording_limit, on_wake=self.wake
+        )
         self._running: dict[UUID, _Running] = {}
         self._recording: dict[UUID, _Running] = {}  # answered, being committed
         self._wake = asyncio.Event()
@@ -210,14 +212,14 @@ class Worker:
     # ------------------------------------------------------------------ claiming
 
     async def _claim_loop(self) -> None:
-        backlog = False
+        more_waiting = False
         while not self._stopping.is_set():
             free = self._free_slots()
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            if free < self.batch_size and self._running and backlog:
+            if free < self.batch_size and self._running and more_waiting:
                 # Busy with work waiting: let a few more slots free up so one claim fills
                 # several of them (without a backlog, new work is claimed at once).
                 free = await self._gather_slots(free)
@@ -229,7 +231,7 @@ class Worker:
                 log.warning("claim failed: %s", exc)
                 await asyncio.sleep(self.poll_interval * random.uniform(0.5, 1.5))
                 continue
-            backlog = result.claimed >= wanted  # a full claim: more is probably waiting
+            more_waiting = result.claimed >= wanted  # a full claim: more is probably there
             for assignment in result.assignments:
                 self._start(assignment)
             for subtask_id, attempt, failure in result.unattemptable:
@@ -252,8 +254,8 @@ class Worker:
         return free
 
     def _free_slots(self) -> int:
-        """Call slots free for new claims (none while the recorder's backlog is full)."""
-        if len(self._recording) >= self.backlog:
+        """Call slots free for new claims (none while ``recording_limit`` answers wait)."""
+        if len(self._recording) >= self.recording_limit:
             return 0
         return self.concurrency - len(self._running)
 

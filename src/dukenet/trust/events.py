@@ -89,6 +89,10 @@ async def record_attempts(
     """
     if not attempts:
         return
+    first: dict[tuple[UUID, int], Attempt] = {}
+    for item in attempts:
+        first.setdefault((item.subtask_id, item.attempt), item)  # a repeat records nothing
+    attempts = list(first.values())
     for item in attempts:
         if item.outcome not in OUTCOMES:
             raise InvalidInput(f"outcome must be one of {sorted(OUTCOMES)}", field="/outcome")
