@@ -1,5 +1,7 @@
 """Running one state change: a database transaction, retried on a lost race, then the effects
-that must wait for its commit (the Redis status, the NOTIFY that wakes workers).
+that must wait for its commit (the Redis status, waking this process's worker). The NOTIFY
+that wakes the other workers is sent inside the transaction: PostgreSQL delivers it at
+commit.
 
 Every state change of a task goes through ``transact``; the work function receives the
 connection inside the transaction and a ``Changes`` collector.
@@ -8,7 +10,6 @@ connection inside the transaction and a ``Changes`` collector.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dukenet.errors import DukenetError
 from dukenet.orchestration import feedback, status
 from dukenet.orchestration.progress import Changes
 from dukenet.runtime import Services
@@ -25,7 +25,6 @@ from dukenet.store.postgres import Connection, SerializationConflict
 from dukenet.store.sql import load_queries
 from dukenet.trust.events import after_commit_invalidate
 
-log = logging.getLogger(__name__)
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
 T = TypeVar("T")
 # A unit of work run by ``transact``: the connection in the transaction, and its changes.
@@ -91,6 +90,10 @@ async def transact(
                 trusted = await feedback.record(
                     conn, services.cache, services.settings, changes.finished
                 )
+                if changes.wake:
+                    # Delivered to the workers' LISTEN connections at commit (as at
+                    # submission): no transaction of its own after this one.
+                    await conn.execute(QUERIES["notify_ready"])
         except SerializationConflict:
             if attempt == MAX_TRANSACTION_ATTEMPTS:
                 raise
@@ -116,19 +119,9 @@ async def transact(
 async def after_commit(
     services: Services, changes: Changes, *, on_wake: Callable[[], None] | None = None
 ) -> None:
-    """Effects of a committed change: NOTIFY for new READY work (first: latency matters
-    there) together with the status snapshots to Redis."""
-    if not changes.wake:
-        await status.publish(services.cache, changes.snapshots())
-        return
-    if on_wake is not None:
+    """Effects of a committed change: wake this process's worker for new READY work (first:
+    latency matters there; other workers got the transaction's NOTIFY), then the status
+    snapshots to Redis."""
+    if changes.wake and on_wake is not None:
         on_wake()
-    await asyncio.gather(_notify(services), status.publish(services.cache, changes.snapshots()))
-
-
-async def _notify(services: Services) -> None:
-    try:
-        async with services.db.acquire() as conn:
-            await conn.execute(QUERIES["notify_ready"])
-    except DukenetError as exc:  # workers poll as well; a lost wake-up only delays
-        log.warning("could not notify workers: %s", exc)
+    await status.publish(services.cache, changes.snapshots())
