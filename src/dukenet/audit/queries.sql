@@ -1,13 +1,10 @@
 -- Queries of the audit trail. Every value is a bind parameter.
 
 -- name: lock_path
--- Serializes writers of one path until commit. The head is read by the next statement: a
--- statement sees the data committed when it started, so one that waited here for another
--- writer would still see the head as it was before that writer committed.
+-- Serializes writers of one path until commit. The head is read by the next statement
+-- (resolve_path): a statement sees the data committed when it started, so one that waited
+-- here for another writer would still see the head as it was before that writer committed.
 SELECT pg_advisory_xact_lock($1::int, hashtext($2))
-
--- name: path_head
-SELECT cid FROM audit_paths WHERE path = $1
 
 -- name: store_record
 -- Stores a record block, points its path at it and queues it for the log, in one round

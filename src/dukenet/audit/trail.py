@@ -87,7 +87,7 @@ async def _write(
     """Seal and store one record at ``path``, linking the record it replaces."""
     with translate_errors():
         await conn.execute(QUERIES["lock_path"], AUDIT_LOCK_NAMESPACE, path)
-        head = await conn.fetchval(QUERIES["path_head"], path)
+        head = await conn.fetchval(QUERIES["resolve_path"], path, column=1)
         block = _sealed(network_key, record_type, path, fields, head)
         await conn.fetchval(QUERIES["store_record"], block.cid, block.data, list(block.links), path)
     return block.cid

@@ -41,7 +41,7 @@ class _Pending:
 
 
 class Recorder:
-    """Batches answers into transactions; ``record`` returns COMPLETED, FAILED or STALE."""
+    """Batches answers into transactions; ``submit``'s future gives COMPLETED, FAILED or STALE."""
 
     def __init__(
         self,
@@ -85,10 +85,6 @@ class Recorder:
         pending.done.add_done_callback(self._unfinished.discard)
         self._ready.set()
         return pending.done
-
-    async def record(self, answer: Answer, *, paid: bool) -> str:
-        """Queue an answer and wait until its transaction committed."""
-        return await self.submit(answer, paid=paid)
 
     def _take(self) -> list[_Pending]:
         first = self._queue.pop(0)
