@@ -410,7 +410,7 @@ async def test_full_upgrade_keeps_the_design_and_adds_only_listed_tables(
         assert {c: columns[table][c] for c in expected} == expected, table
     assert all(s.applied_at is not None for s in statuses)
     # The production migrations drop only design indexes that other indexes serve better
-    # (0013, 0014, 0015); those indexes stay.
+    # (0013, 0014, 0015) and one that no query searches (0016); those indexes stay.
     indexes = schema["indexes"]
     assert isinstance(indexes, dict)
     dropped = {
@@ -422,7 +422,7 @@ async def test_full_upgrade_keeps_the_design_and_adds_only_listed_tables(
             "idx_transactions_status",
         },
         "tasks": {"idx_tasks_status", "idx_tasks_created_by", "idx_tasks_priority"},
-        "subtasks": {"idx_subtasks_parent", "idx_subtasks_status"},
+        "subtasks": {"idx_subtasks_parent", "idx_subtasks_status", "idx_subtasks_depends_on"},
         "task_execution_log": {"idx_log_task", "idx_log_subtask"},
     }
     serving = {
@@ -443,6 +443,29 @@ async def test_full_upgrade_keeps_the_design_and_adds_only_listed_tables(
         gone = dropped.get(table, set())
         assert set(indexes[table]) >= (names - gone) | serving.get(table, set()), table
         assert not set(indexes[table]) & gone, table
+    for name in ("idx_tasks_dependencies", "idx_tasks_tags", "idx_tasks_metadata"):
+        assert indexes["tasks"][name] == "gin", name
+
+
+async def test_task_gin_indexes_hold_only_searchable_rows(empty_database: str) -> None:
+    """A task without dependencies, tags or metadata adds nothing to the GIN indexes (whose
+    pending lists every search reads); a waiting task's dependencies stay indexed."""
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn)
+        predicates = dict(
+            await conn.fetch(
+                "SELECT indexrelid::regclass::text, pg_get_expr(indpred, indrelid) FROM pg_index"
+                " WHERE indexrelid::regclass::text IN"
+                " ('idx_tasks_dependencies', 'idx_tasks_tags', 'idx_tasks_metadata')"
+            )
+        )
+        assert "cardinality(dependencies) > 0" in predicates["idx_tasks_dependencies"]
+        assert "'PENDING'" in predicates["idx_tasks_dependencies"]
+        assert "cardinality(tags) > 0" in predicates["idx_tasks_tags"]
+        assert "metadata <> '{}'::jsonb" in predicates["idx_tasks_metadata"]
+    finally:
+        await conn.close()
 
 
 async def test_upgrade_twice_is_a_no_op(empty_database: str) -> None:

@@ -1,14 +1,16 @@
-"""The start-up heap freeze: full collections skip start-up state, later garbage still goes."""
+"""The start-up heap freeze (full collections skip start-up state, later garbage still goes)
+and the event loop long-running processes use."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from dukenet.runtime import freeze_startup_heap, thaw_heap
+from dukenet.runtime import freeze_startup_heap, run_async, thaw_heap
 
 
 class Node:
@@ -53,3 +55,13 @@ def test_thawing_at_shutdown_lets_start_up_cycles_go() -> None:
     thaw_heap()
     gc.collect()
     assert gone() is None
+
+
+def test_run_async_runs_on_uvloop_and_returns_the_result() -> None:
+    """Workers run on uvloop (installed with DukeNET on Linux and macOS)."""
+
+    async def loop_module() -> str:
+        await asyncio.sleep(0)
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_async(loop_module()).startswith("uvloop")

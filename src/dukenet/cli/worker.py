@@ -18,7 +18,7 @@ from dukenet.cli.common import (
     friendly_errors,
 )
 from dukenet.config import Settings
-from dukenet.runtime import freeze_startup_heap, open_services
+from dukenet.runtime import freeze_startup_heap, open_services, run_async
 
 
 async def run_worker(settings: Settings, concurrency: int | None) -> None:
@@ -76,4 +76,4 @@ def register(app: typer.Typer) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         with friendly_errors():
-            asyncio.run(run_worker(settings, concurrency))
+            run_async(run_worker(settings, concurrency))

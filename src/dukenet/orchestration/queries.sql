@@ -359,8 +359,11 @@ WITH ended AS (
   WHERE t.task_id = u.task_id
   RETURNING t.task_id
 )
+-- (the first two conditions are idx_tasks_dependencies' predicate, see migration 0016)
 SELECT w.task_id, e.task_id AS dependency
-FROM ended e JOIN tasks w ON w.status = 'PENDING' AND w.dependencies @> ARRAY[e.task_id]
+FROM ended e JOIN tasks w
+  ON w.status = 'PENDING' AND cardinality(w.dependencies) > 0
+ AND w.dependencies @> ARRAY[e.task_id]
 ORDER BY w.task_id
 
 -- name: unfinished_dependencies
@@ -422,7 +425,7 @@ SELECT t.*, p.pending, p.ready, p.assigned, p.running, p.completed, p.failed, p.
 FROM tasks t LEFT JOIN task_progress p ON p.task_id = t.task_id
 WHERE t.created_by = $1
   AND ($2::text IS NULL OR t.status = $2)
-  AND ($3::text IS NULL OR t.tags @> ARRAY[$3::text])
+  AND ($3::text IS NULL OR (cardinality(t.tags) > 0 AND t.tags @> ARRAY[$3::text]))
   AND ($4::timestamptz IS NULL OR (t.created_at, t.task_id) < ($4, $5::uuid))
 ORDER BY t.created_at DESC, t.task_id DESC
 LIMIT $6
