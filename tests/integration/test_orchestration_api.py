@@ -326,7 +326,7 @@ async def test_the_claim_query_stays_on_the_partial_index(network: Network) -> N
         await conn.execute("ANALYZE subtasks")
     async with network.services.db.acquire() as conn:
         plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) " + claims.QUERIES["claim_ready"], 8
+            "EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) " + claims.CLAIM_READY, 8
         )
     text = json.dumps(plan)
     assert "idx_subtasks_claimable" in text

@@ -28,6 +28,9 @@ from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
+# The next READY subtasks of the queue; the given READY subtasks ($2).
+CLAIM_READY = f"WITH {QUERIES['ready_queue']},\n{QUERIES['claim_rows']}"
+CLAIM_GIVEN = f"WITH {QUERIES['given_ready']},\n{QUERIES['claim_rows']}"
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,19 @@ async def claim(
     limit: int,
     lease_seconds: float,
     candidates: selection.CandidateCache | None = None,
+    only: list[UUID] | None = None,
 ) -> ClaimResult:
     """Claim up to ``limit`` READY subtasks and start an attempt for each that can start
-    (agents looked up through ``candidates`` when given, else read now)."""
+    (agents looked up through ``candidates`` when given, else read now). With ``only``,
+    just those subtasks are claimed (the ones still READY and due), not the queue's next.
+
+    The caller's transaction may hold the claimed subtask rows and their progress rows
+    already (a recorder claiming what it just made READY): the lock order is the same."""
     result = ClaimResult()
-    rows = await conn.fetch(QUERIES["claim_ready"], limit)
+    if only is None:
+        rows = await conn.fetch(CLAIM_READY, limit)
+    else:
+        rows = await conn.fetch(CLAIM_GIVEN, limit, only)
     result.claimed = len(rows)
     if not rows:
         return result
@@ -232,7 +243,7 @@ async def claim(
                 attempt=row["attempt"] + 1,
                 delay_seconds=round(delay, 3),
             )
-    # The progress rows are locked already (lock_progress above, in id order).
+    # The progress rows are locked already (the claim's progress CTE, in id order).
     await changes.flush(conn, locked=True, starting=starting)
     return result
 

@@ -343,5 +343,5 @@ async def _unblock(
     for row in unblocked:
         changes.delta(row["parent_task_id"]).move("pending", "ready")
         changes.log(row["parent_task_id"], row["subtask_id"], "READY", row["name"])
-    changes.wake = True
+        changes.readied.append(row["subtask_id"])
     return False

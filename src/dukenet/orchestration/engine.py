@@ -70,6 +70,7 @@ async def transact(
     *,
     on_wake: Callable[[], None] | None = None,
     publish_later: bool = False,
+    on_commit: Callable[[], None] | None = None,
 ) -> T:
     """Run ``work`` in one transaction (again after a deadlock or serialization failure),
     then publish the status snapshots and wake workers if READY work appeared.
@@ -80,7 +81,8 @@ async def transact(
 
     With ``publish_later`` the status snapshots go to Redis in the background (they carry
     their version, so a late one never overwrites a newer one): a worker dispatches the
-    calls it just claimed without waiting for Redis.
+    calls it just claimed without waiting for Redis. ``on_commit`` runs right after the
+    commit, before any of that (a recorder starts the calls it claimed).
     """
     for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
         changes = Changes()
@@ -90,7 +92,7 @@ async def transact(
                 trusted = await feedback.record(
                     conn, services.cache, services.settings, changes.finished
                 )
-                if changes.wake:
+                if changes.needs_wake:
                     # Delivered to the workers' LISTEN connections at commit (as at
                     # submission): no transaction of its own after this one.
                     await conn.execute(QUERIES["notify_ready"])
@@ -99,7 +101,9 @@ async def transact(
                 raise
             await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
             continue
-        if publish_later and not changes.wake:
+        if on_commit is not None:
+            on_commit()
+        if publish_later and not changes.needs_wake:
             task = asyncio.create_task(status.publish(services.cache, changes.snapshots()))
             _background.add(task)
             task.add_done_callback(_background.discard)
@@ -122,6 +126,6 @@ async def after_commit(
     """Effects of a committed change: wake this process's worker for new READY work (first:
     latency matters there; other workers got the transaction's NOTIFY), then the status
     snapshots to Redis."""
-    if changes.wake and on_wake is not None:
+    if changes.needs_wake and on_wake is not None:
         on_wake()
     await status.publish(services.cache, changes.snapshots())

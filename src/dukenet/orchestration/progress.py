@@ -123,8 +123,10 @@ class Changes:
     counters before deciding on more log rows (did the task just complete?) calls ``bump``
     and later ``write`` instead. Either may run more than once; each writes only what was
     added since. ``snapshots()`` gives the newest status document per task for Redis,
-    ``wake`` tells whether READY work appeared that workers should claim now, and
-    ``finished`` holds the attempts that ended, for trust (see ``feedback``).
+    ``wake`` tells whether READY work appeared that workers should claim now (``readied``
+    lists subtasks a completion made READY, which the recorder may claim itself before the
+    commit; ``needs_wake`` covers both), and ``finished`` holds the attempts that ended,
+    for trust (see ``feedback``).
     """
 
     deltas: dict[UUID, Delta] = field(default_factory=dict)
@@ -133,7 +135,13 @@ class Changes:
     statuses: dict[UUID, tuple[str, str | None]] = field(default_factory=dict)
     progress: dict[UUID, Record] = field(default_factory=dict)
     wake: bool = False
+    readied: list[UUID] = field(default_factory=list)
     finished: list[FinishedAttempt] = field(default_factory=list)
+
+    @property
+    def needs_wake(self) -> bool:
+        """Whether READY work appeared that nobody claimed in this transaction."""
+        return self.wake or bool(self.readied)
 
     def delta(self, task_id: UUID) -> Delta:
         """The (possibly empty) counter delta of ``task_id``."""

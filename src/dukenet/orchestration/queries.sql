@@ -176,16 +176,33 @@ SELECT pg_notify('dukenet_subtasks_ready', '')
 
 -- ---------------------------------------------------------------------------- claims
 
--- name: claim_ready
--- A batch of READY subtasks whose time has come, most urgent first, on the partial index,
--- with their tasks' progress rows locked in id order (the budget left to spend).
-WITH claimed AS MATERIALIZED (
+-- name: ready_queue
+-- Not a statement: the first CTE of a claim (claims.CLAIM_READY): a batch of READY
+-- subtasks whose time has come, most urgent first, on the partial index.
+claimed AS MATERIALIZED (
   SELECT subtask_id, parent_task_id FROM subtasks
   WHERE status = 'READY' AND next_attempt_at <= NOW()
   ORDER BY priority DESC, next_attempt_at, created_at
   LIMIT $1
   FOR UPDATE SKIP LOCKED
-), progress AS MATERIALIZED (
+)
+
+-- name: given_ready
+-- Not a statement: the first CTE of a claim of given subtasks (claims.CLAIM_GIVEN), those
+-- of $2 still READY and due, most urgent first: the recorder claims the subtasks its own
+-- transaction just made READY (it holds their rows already).
+claimed AS MATERIALIZED (
+  SELECT subtask_id, parent_task_id FROM subtasks
+  WHERE subtask_id = ANY($2::uuid[]) AND status = 'READY' AND next_attempt_at <= NOW()
+  ORDER BY priority DESC, next_attempt_at, created_at
+  LIMIT $1
+  FOR UPDATE SKIP LOCKED
+)
+
+-- name: claim_rows
+-- Not a statement: the rest of a claim after its ``claimed`` CTE: the claimed subtasks
+-- with their tasks' progress rows locked in id order (the budget left to spend).
+progress AS MATERIALIZED (
   SELECT task_id, cost_limit, spent_cost, reserved_cost FROM task_progress
   WHERE task_id IN (SELECT parent_task_id FROM claimed)
   ORDER BY task_id

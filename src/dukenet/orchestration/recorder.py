@@ -4,6 +4,11 @@ few recorder loops commit whatever has queued up, many answers per transaction.
 Nothing waits on purpose: a recorder takes every answer that queued while the previous
 commit was running, so under load batches grow by themselves and at low load each answer
 is committed at once. Paid answers settle a payment each and are recorded alone.
+
+When a completion makes dependents READY, the recorder claims them for its worker in the
+same transaction, as far as the worker has call slots free (``Dispatcher``): the child's
+call starts right after the commit that completed its parent, with no NOTIFY, wake-up or
+claim transaction in between. What it cannot take is announced to all workers as usual.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import UUID
 
 from dukenet.errors import DukenetError
+from dukenet.orchestration.claims import ClaimResult, claim
 from dukenet.orchestration.completion import (
     Answer,
     CannotSettle,
@@ -25,10 +32,28 @@ from dukenet.orchestration.engine import Context, transact
 from dukenet.orchestration.errors import FailureCode
 from dukenet.orchestration.outcomes import Failure, fail_attempt
 from dukenet.orchestration.progress import Changes
+from dukenet.orchestration.selection import CandidateCache
 from dukenet.runtime import Services
 from dukenet.store.postgres import Connection
 
 log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """The worker that runs what its recorder claims."""
+
+    worker_id: str
+    lease_seconds: float
+    candidates: CandidateCache
+
+    def reserve(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` free call slots; return how many (0: claim nothing)."""
+        ...
+
+    def dispatched(self, result: ClaimResult | None, reserved: int) -> None:
+        """After the commit: run ``result`` (None: nothing was claimed) and free the
+        reservation."""
+        ...
 
 
 @dataclass
@@ -51,12 +76,14 @@ class Recorder:
         max_batch: int,
         loops: int = 2,
         on_wake: Callable[[], None] | None = None,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.services = services
         self.context = context
         self.max_batch = max_batch
         self.loops = loops
         self.on_wake = on_wake
+        self.dispatcher = dispatcher
         self.batches = 0
         self._queue: list[_Pending] = []
         self._unfinished: set[asyncio.Future[str]] = set()  # queued or being committed
@@ -132,11 +159,44 @@ class Recorder:
 
     async def _complete(self, answers: list[Answer]) -> dict[UUID, str]:
         context = self.context
+        dispatcher = self.dispatcher
+        reserved = 0
+        claimed: ClaimResult | None = None
 
         async def work(conn: Connection, changes: Changes) -> dict[UUID, str]:
-            return await complete_attempts(conn, context, changes, answers)
+            nonlocal reserved, claimed
+            if dispatcher is not None and reserved:
+                dispatcher.dispatched(None, reserved)  # a retried try: give the slots back
+                reserved, claimed = 0, None
+            results = await complete_attempts(conn, context, changes, answers)
+            if dispatcher is not None and changes.readied:
+                reserved = dispatcher.reserve(len(changes.readied))
+                if reserved:
+                    claimed = await claim(
+                        conn,
+                        context,
+                        changes,
+                        worker_id=dispatcher.worker_id,
+                        limit=reserved,
+                        lease_seconds=dispatcher.lease_seconds,
+                        candidates=dispatcher.candidates,
+                        only=changes.readied,
+                    )
+                    if claimed.claimed == len(changes.readied):
+                        changes.readied.clear()  # all taken: no other worker needs waking
+            return results
 
-        return await transact(self.services, work, on_wake=self.on_wake)
+        def committed() -> None:
+            nonlocal reserved
+            if dispatcher is not None and reserved:
+                dispatcher.dispatched(claimed, reserved)
+                reserved = 0
+
+        try:
+            return await transact(self.services, work, on_wake=self.on_wake, on_commit=committed)
+        finally:
+            if dispatcher is not None and reserved:
+                dispatcher.dispatched(None, reserved)  # rolled back: nothing was claimed
 
     async def _complete_single(self, answer: Answer) -> dict[UUID, str]:
         try:

@@ -11,6 +11,9 @@ One process runs one ``Worker`` with ``concurrency`` call slots:
   fenced transaction (failures are recorded one by one). The call slot is free as soon
   as the answer is handed over, so the next claim runs while the recorder commits; at
   most ``recording_limit`` answers wait for it, their leases renewed like the calls';
+* dependents a completion makes READY are claimed by the recorder in that same
+  transaction, into slots reserved for them (``reserve``/``dispatched``), and called
+  right after its commit;
 * the lease loop renews the leases of running calls every third of the lease, and stops
   calls whose attempt was taken away (task cancelled, lease reaped);
 * the maintenance loop reaps expired leases and fails tasks past their deadline.
@@ -29,6 +32,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -126,10 +130,16 @@ class Worker:
         self.candidates = CandidateCache()
         self.recording_limit = 2 * self.concurrency  # answers that may wait for the recorder
         self.recorder = Recorder(
-            services, self.context, max_batch=self.recording_limit, on_wake=self.wake
+            services,
+            self.context,
+            max_batch=self.recording_limit,
+            on_wake=self.wake,
+            dispatcher=self,
         )
         self._running: dict[UUID, _Running] = {}
         self._recording: dict[UUID, _Running] = {}  # answered, being committed
+        self._reserved = 0  # slots the recorder is claiming dependents for
+        self._background: set[asyncio.Task[object]] = set()  # failures and releases
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -165,6 +175,7 @@ class Worker:
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._stop_listener()
             await self.recorder.stop()
+            await asyncio.gather(*self._background, return_exceptions=True)
             await self.invoker.close()
             log.info("worker %s stopped", self.worker_id)
 
@@ -257,7 +268,46 @@ class Worker:
         """Call slots free for new claims (none while ``recording_limit`` answers wait)."""
         if len(self._recording) >= self.recording_limit:
             return 0
-        return self.concurrency - len(self._running)
+        return self.concurrency - len(self._running) - self._reserved
+
+    # The recorder's side (``recorder.Dispatcher``): dependents it claims in its own
+    # transaction run here, in slots reserved for them while it commits.
+
+    def reserve(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` free slots for the recorder's claim (none when stopping)."""
+        if self._stopping.is_set():
+            return 0
+        granted = max(0, min(wanted, self._free_slots()))
+        self._reserved += granted
+        return granted
+
+    def dispatched(self, result: ClaimResult | None, reserved: int) -> None:
+        """Start what the recorder claimed (committed), or release it when stopping."""
+        self._reserved -= reserved
+        self._slot_free.set()
+        if result is None:
+            return
+        self.stats.claimed += len(result.assignments)
+        for assignment in result.assignments:
+            if self._stopping.is_set():
+                # Claimed as the worker stopped: back to READY (not counted as a failure).
+                release = _release(self.context, assignment.subtask_id, assignment.attempt)
+                self._spawn(self._record(release))
+            else:
+                self._start(assignment)
+        for subtask_id, attempt, failure in result.unattemptable:
+            self._spawn(self._record(_fail_ready(self.context, subtask_id, attempt, failure)))
+
+    def _spawn(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.create_task(self._logged(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _logged(self, work: Coroutine[object, object, object]) -> None:
+        try:
+            await work
+        except DukenetError as exc:
+            log.warning("could not record a dispatched attempt (the reaper will): %s", exc)
 
     async def _claim(self, wanted: int) -> ClaimResult:
         async def work(conn: Connection, changes: Changes) -> ClaimResult:
