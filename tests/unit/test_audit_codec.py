@@ -126,6 +126,29 @@ def test_values_without_a_deterministic_form_are_refused(value: Any) -> None:
         codec.make_block(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"a": [{"b": float("nan")}]}, "/a/0/b"),
+        ({"a": ({"b": 1}, {2: "x"})}, "/a/1"),
+        ({"rows": [1, 2, {"at": Decimal("Infinity")}]}, "/rows/2/at"),
+    ],
+)
+def test_a_refused_value_is_named_by_its_place(value: Any, field: str) -> None:
+    with pytest.raises(UnrecordableValue) as raised:
+        codec.normalize(value)
+    assert raised.value.field == field
+
+
+def test_plain_json_and_its_subclasses_normalize_alike() -> None:
+    class Name(str):
+        pass
+
+    plain = {"a": [1, True, None, "x", {"b": 2**70}], "c": {"d": -0.0}}
+    assert codec.normalize(plain) == {"a": [1, True, None, "x", {"b": str(2**70)}], "c": {"d": 0.0}}
+    assert codec.normalize({Name("a"): (1, 2)}) == {"a": [1, 2]}
+
+
 @pytest.mark.parametrize("text", ["", "bafy", "hello", "Qm" + "1" * 44])
 def test_malformed_cids_are_refused(text: str) -> None:
     with pytest.raises(InvalidCid):

@@ -84,7 +84,38 @@ def cid_for(data: bytes) -> str:
 
 
 def normalize(value: Any, where: str = "") -> Any:
-    """``value`` in the IPLD data model with one deterministic form (see module docstring)."""
+    """``value`` in the IPLD data model with one deterministic form (see module docstring).
+
+    ``where`` is the JSON-pointer-like place of ``value`` that an ``UnrecordableValue``
+    names. Most values are plain JSON (dicts, lists, strings, ints), which a walk without
+    that bookkeeping normalizes; a value it cannot take is walked again with it."""
+    try:
+        return _plain(value)
+    except UnrecordableValue:
+        return _located(value, where)
+
+
+def _plain(value: Any) -> Any:
+    """``normalize`` without places: exact JSON types here, anything else by ``_located``."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is dict:
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise UnrecordableValue("map key")  # _located names (or accepts) it
+            result[key] = _plain(item)
+        return result
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind is int:
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)
+    return _located(value, "")
+
+
+def _located(value: Any, where: str) -> Any:
+    """``normalize``, keeping the place of every value for the error that names it."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, Link):
@@ -109,7 +140,7 @@ def normalize(value: Any, where: str = "") -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Enum):
-        return normalize(value.value, where)
+        return _located(value.value, where)
     if isinstance(value, bytes | bytearray | memoryview):
         # The pitfall guard: raw bytes never reach the encoder.
         return base64.b64encode(bytes(value)).decode()
@@ -120,10 +151,10 @@ def normalize(value: Any, where: str = "") -> Any:
                 raise UnrecordableValue(
                     f"map key {key!r} at {where or '/'} is not a string", field=where or "/"
                 )
-            result[key] = normalize(item, f"{where}/{key}")
+            result[key] = _located(item, f"{where}/{key}")
         return result
     if isinstance(value, list | tuple):
-        return [normalize(item, f"{where}/{i}") for i, item in enumerate(value)]
+        return [_located(item, f"{where}/{i}") for i, item in enumerate(value)]
     raise UnrecordableValue(
         f"cannot record a {type(value).__name__} at {where or '/'}", field=where or "/"
     )
