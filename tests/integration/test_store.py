@@ -57,24 +57,6 @@ async def test_pooled_sessions_never_compile_statements(services: Services) -> N
         assert await conn.fetchval("SHOW jit") == "off"
 
 
-async def test_worker_pools_plan_each_statement_once(services: Services, database_url: str) -> None:
-    """A worker's sessions keep one generic plan per prepared statement (its statements
-    take arrays, whose custom plans PostgreSQL would redo at every execution); the API's
-    sessions keep PostgreSQL's default choice."""
-    async with services.db.acquire() as conn:
-        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
-    db = await Database.connect(
-        database_url, [database_url], min_size=1, max_size=2, generic_plans=True
-    )
-    try:
-        async with db.acquire() as conn:
-            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-        async with db.read() as conn:
-            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-    finally:
-        await db.close()
-
-
 async def test_pgbouncer_mode_and_replica_pools(database_url: str) -> None:
     db = await Database.connect(
         database_url, [database_url], pgbouncer=True, min_size=1, max_size=2

@@ -25,8 +25,7 @@ async def run_worker(settings: Settings, concurrency: int | None) -> None:
     """Run one worker until SIGTERM or SIGINT, then stop it gracefully."""
     from dukenet.orchestration.worker import Worker  # heavy: imported for this command only
 
-    # Every statement of a worker takes its rows as arrays: plan each once per session.
-    async with open_services(settings, generic_plans=True) as services:
+    async with open_services(settings) as services:
         worker = Worker(services, concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -109,32 +109,20 @@ async def _keep_session(conn: Connection) -> None:
 
 
 async def create_pool(
-    url: str,
-    *,
-    pgbouncer: bool = False,
-    min_size: int = 2,
-    max_size: int = 20,
-    generic_plans: bool = False,
+    url: str, *, pgbouncer: bool = False, min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:
     """An asyncpg pool; with ``pgbouncer`` no server-side prepared statements are cached.
 
     JIT compilation is off for the pool's sessions: every statement here is small, and one
     whose cost estimate balloons (a few CTEs over a table without statistics yet) would pay
     hundreds of milliseconds of compilation at every execution. Behind PgBouncer (which
-    refuses unknown startup parameters) set ``jit = off`` on the database or role instead.
-
-    ``generic_plans`` plans each prepared statement once per session
-    (``plan_cache_mode = force_generic_plan``), for processes whose statements all take
-    their rows as arrays (workers): PostgreSQL otherwise re-plans such a statement at every
-    execution when the array is short, because its custom plan then looks cheaper."""
+    refuses unknown startup parameters) set ``jit = off`` on the database or role instead."""
     options: dict[str, Any] = {}
     if pgbouncer:
         options["statement_cache_size"] = 0
         options["max_cached_statement_lifetime"] = 0
     else:
         options["server_settings"] = {"jit": "off"}
-        if generic_plans:
-            options["server_settings"]["plan_cache_mode"] = "force_generic_plan"
     with translate_errors():
         pool = await asyncpg.create_pool(
             url,
@@ -168,24 +156,11 @@ class Database:
         pgbouncer: bool = False,
         min_size: int = 2,
         max_size: int = 20,
-        generic_plans: bool = False,
     ) -> Database:
         """Open the primary pool and one pool per replica URL."""
-        primary = await create_pool(
-            url,
-            pgbouncer=pgbouncer,
-            min_size=min_size,
-            max_size=max_size,
-            generic_plans=generic_plans,
-        )
+        primary = await create_pool(url, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
         replicas = [
-            await create_pool(
-                r,
-                pgbouncer=pgbouncer,
-                min_size=min_size,
-                max_size=max_size,
-                generic_plans=generic_plans,
-            )
+            await create_pool(r, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
             for r in replica_urls or []
         ]
         return cls(primary, replicas, url=url)
