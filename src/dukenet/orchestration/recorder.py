@@ -1,5 +1,9 @@
 """Recording answers in batches: the worker's calls hand over their checked answers, and a
-few recorder loops commit whatever has queued up, many answers per transaction.
+recorder loop commits whatever has queued up, many answers per transaction.
+
+One loop by default: every batch ends by updating its agents' trust rows, which stay
+locked until the commit, so a second loop of the same worker mostly waited for the first
+(with two: W1 12-15% slower, parent-to-child gaps in W3 longer).
 
 Nothing waits on purpose: a recorder takes every answer that queued while the previous
 commit was running, so under load batches grow by themselves and at low load each answer
@@ -74,7 +78,7 @@ class Recorder:
         context: Context,
         *,
         max_batch: int,
-        loops: int = 2,
+        loops: int = 1,
         on_wake: Callable[[], None] | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
