@@ -211,6 +211,8 @@ LATER_TABLES: set[str] = {
     "trust_recompute_runs",
     "trust_network_scores",
     "trust_pending_events",
+    # 0017_trust_feedback
+    "trust_feedback",
 }
 
 EXPECTED_INDEXES = {

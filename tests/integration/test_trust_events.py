@@ -131,7 +131,10 @@ async def test_recording_stays_cheap_to_plan_on_a_new_database(network: TrustNet
     # be compiled at every finished attempt. The new database has no statistics yet.
     agent, _ = await network.register("Worker")
     subtask = await _work(network, agent)
-    args = ([subtask], [1], [agent], [None], ["success"], [False], [120], [500], 600, 48, 1.3)
+    args = (
+        *([subtask], [1], [agent], [None], ["success"], [False], [120], [500]),
+        *(600, 48, 1.3, [None]),
+    )
     async with network.services.db.transaction() as conn:
         plan = await conn.fetchval(
             "EXPLAIN (FORMAT JSON) " + events.QUERIES["record_attempts"], *args

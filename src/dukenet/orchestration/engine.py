@@ -23,7 +23,6 @@ from dukenet.orchestration.progress import Changes
 from dukenet.runtime import Services
 from dukenet.store.postgres import Connection, SerializationConflict
 from dukenet.store.sql import load_queries
-from dukenet.trust.events import after_commit_invalidate
 
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
 T = TypeVar("T")
@@ -75,9 +74,8 @@ async def transact(
     """Run ``work`` in one transaction (again after a deadlock or serialization failure),
     then publish the status snapshots and wake workers if READY work appeared.
 
-    The attempts ``work`` finished feed trust in the same transaction (one recomputation
-    per agent, see ``feedback``); the trust caches of those agents are invalidated after
-    the commit.
+    The attempts ``work`` finished are queued for trust in the same transaction and
+    recorded after the commit (see ``feedback``).
 
     With ``publish_later`` the status snapshots go to Redis in the background (they carry
     their version, so a late one never overwrites a newer one): a worker dispatches the
@@ -89,9 +87,7 @@ async def transact(
         try:
             async with services.db.transaction() as conn:
                 result = await work(conn, changes)
-                trusted = await feedback.record(
-                    conn, services.cache, services.settings, changes.finished
-                )
+                await feedback.queue(conn, changes.finished)
                 if changes.needs_wake:
                     # Delivered to the workers' LISTEN connections at commit (as at
                     # submission): no transaction of its own after this one.
@@ -107,15 +103,10 @@ async def transact(
             task = asyncio.create_task(status.publish(services.cache, changes.snapshots()))
             _background.add(task)
             task.add_done_callback(_background.discard)
-            await after_commit_invalidate(services.cache, trusted)
-        elif trusted:
-            # The status and the trust caches are independent: one wait for both.
-            await asyncio.gather(
-                after_commit(services, changes, on_wake=on_wake),
-                after_commit_invalidate(services.cache, trusted),
-            )
         else:
             await after_commit(services, changes, on_wake=on_wake)
+        if changes.finished:
+            await feedback.after_commit(services)
         return result
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -1,18 +1,25 @@
 """What finished attempts tell the trust score.
 
 The transitions that finish an attempt (a completion, a failure) note a ``FinishedAttempt``
-in their ``Changes``; ``record`` then runs at the end of the same transaction (see
-``engine.transact``): it records the attempts with ``trust.events.record_attempts`` (one
-statement for all of them) and recomputes each agent's score once per transaction, so a
-worker's batch of 100 answers from one agent costs one recomputation, not 100. The caller
-invalidates the trust caches of the returned agents after the commit.
+in their ``Changes``; ``engine.transact`` queues them in the same transaction (``queue``,
+into the ``trust_feedback`` outbox, one statement), and after the commit a trust
+``Feeder`` (one per worker) or, in a process without a worker, the committing request
+itself (``after_commit``) records them with ``trust.events.record_attempts`` and
+recomputes each agent's score once per batch (``drain``): a worker's hundred answers from
+one agent cost one recomputation, not a hundred.
 
-Trust rows are locked after everything else the transaction locked (subtasks, progress,
-tasks) and in agent id order, so two batches touching the same agents cannot deadlock.
+Recording trust in the outcome's own transaction held the agent's trust rows locked until
+that commit, so the commits of all work done by one agent waited for each other; queued,
+an outcome commits at once, and nothing is lost if a process dies before its trust is
+recorded: the rows stay queued until a feeder takes them (``FOR UPDATE SKIP LOCKED``, so
+each is recorded once; recording is idempotent besides). Trust rows are locked in agent id
+order, so two drains touching the same agents cannot deadlock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 from uuid import UUID
@@ -20,6 +27,7 @@ from uuid import UUID
 from dukenet.config import Settings
 from dukenet.errors import DukenetError
 from dukenet.orchestration.errors import FailureCode
+from dukenet.runtime import Services
 from dukenet.store.cache import Cache
 from dukenet.store.postgres import Connection, SerializationConflict
 from dukenet.store.sql import load_queries
@@ -28,6 +36,8 @@ from dukenet.trust.parameters import TrustParameters
 
 log = logging.getLogger(__name__)
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
+DRAIN_BATCH = 500  # queued attempts recorded per transaction
+FEEDER_POLL = 1.0  # seconds between a feeder's looks at the queue without a wake-up
 
 # Failures the agent caused: they count against its delivery score.
 AGENT_CAUSED = frozenset(
@@ -70,22 +80,138 @@ def failed_attempt(
     )
 
 
+async def queue(conn: Connection, finished: list[FinishedAttempt]) -> None:
+    """Queue finished attempts for trust, inside the transaction that finished them."""
+    if not finished:
+        return
+    await conn.execute(
+        QUERIES["queue_feedback"],
+        [f.subtask_id for f in finished],
+        [f.attempt for f in finished],
+        [f.agent_id for f in finished],
+        [f.capability_id for f in finished],
+        [f.outcome for f in finished],
+        [f.caused_by_agent for f in finished],
+        [f.latency_ms for f in finished],
+    )
+
+
+async def drain(services: Services, *, batch: int = DRAIN_BATCH) -> int:
+    """Record up to ``batch`` queued attempts and recompute their agents' trust, in one
+    transaction; invalidate the trust caches after it. Returns how many were taken."""
+    async with services.db.transaction() as conn:
+        rows = await conn.fetch(QUERIES["claim_feedback"], batch)
+        if not rows:
+            return 0
+        finished = [
+            FinishedAttempt(
+                row["agent_id"],
+                row["capability_id"],
+                row["subtask_id"],
+                row["attempt"],
+                row["outcome"],
+                caused_by_agent=row["caused_by_agent"],
+                latency_ms=row["latency_ms"],
+                finished_at=row["finished_at"],
+            )
+            for row in rows
+        ]
+        trusted = await record(conn, services.cache, services.settings, finished)
+    await events.after_commit_invalidate(services.cache, trusted)
+    return len(rows)
+
+
 async def record(
     conn: Connection, cache: Cache, settings: Settings, finished: list[FinishedAttempt]
 ) -> list[str]:
     """Record the attempts and recompute their agents' trust inside the caller's
-    transaction; return the agents whose caches to invalidate after the commit."""
+    transaction; return the agents whose caches to invalidate after the commit.
+
+    The batch is recorded in a savepoint; if it fails (an attempt whose subtask or agent
+    is gone), each attempt is tried alone and only those that fail again are skipped."""
     if not finished:
         return []
     params = TrustParameters.from_settings(settings)
+    batches = [finished]
+    trusted: list[str] = []
+    while batches:
+        batch = batches.pop()
+        try:
+            async with conn.transaction():
+                trusted += await _record(conn, cache, params, batch)
+        except SerializationConflict:
+            raise  # a deadlock: the whole transaction is retried
+        except DukenetError as exc:
+            if len(batch) > 1:
+                batches += [[item] for item in batch]  # find the attempts at fault
+                continue
+            log.warning(
+                "trust of attempt %s/%d not recorded: %s",
+                batch[0].subtask_id,
+                batch[0].attempt,
+                exc.detail,
+            )
+    return sorted(set(trusted))
+
+
+class Feeder:
+    """A worker's background trust recorder: drains the queue whenever a transaction of
+    this process queued attempts (``wake``), and every ``FEEDER_POLL`` seconds for what
+    other processes left (one that died before recording its attempts)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start draining; ``after_commit`` in this process now wakes this feeder."""
+        _feeders.add(self)
+        self._task = asyncio.create_task(self._loop(), name="dukenet-trust-feeder")
+
+    def wake(self) -> None:
+        """Attempts were queued: drain now."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the loop, then record what is still queued (best effort)."""
+        _feeders.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(DukenetError):
+            while await drain(self.services) == DRAIN_BATCH:
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FEEDER_POLL)
+            self._wake.clear()
+            try:
+                while await drain(self.services) == DRAIN_BATCH:
+                    pass
+            except DukenetError as exc:  # a deadlock or the database: the rows stay queued
+                log.warning("trust feedback not recorded yet: %s", exc.detail)
+                await asyncio.sleep(FEEDER_POLL)
+
+
+_feeders: set[Feeder] = set()
+
+
+async def after_commit(services: Services) -> None:
+    """After a commit that queued attempts: wake this process's feeders for that database,
+    or record them now when the process has none (an API process without a worker)."""
+    feeders = [f for f in _feeders if f.services.db is services.db]
+    if feeders:
+        for feeder in feeders:
+            feeder.wake()
+        return
     try:
-        async with conn.transaction():  # a savepoint: trust never undoes an attempt's outcome
-            return await _record(conn, cache, params, finished)
-    except SerializationConflict:
-        raise  # a deadlock: the whole transaction is retried
+        await drain(services)
     except DukenetError as exc:
-        log.warning("trust of %d attempt(s) not recorded: %s", len(finished), exc.detail)
-        return []  # the periodic recomputation catches up on the score
+        log.warning("trust feedback left queued for a worker: %s", exc.detail)
 
 
 async def _record(

@@ -24,6 +24,23 @@ WHERE c.name = ANY($1::text[])
 -- name: capability_output_schema
 SELECT output_schema FROM agent_capabilities WHERE capability_id = $1
 
+-- name: queue_feedback
+-- Finished attempts for trust (feedback.queue); a repeat of one is queued once.
+INSERT INTO trust_feedback (subtask_id, attempt, agent_id, capability_id, outcome,
+                            caused_by_agent, latency_ms)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                     $6::boolean[], $7::int[])
+ON CONFLICT (subtask_id, attempt) DO NOTHING
+
+-- name: claim_feedback
+-- Up to $1 queued attempts, oldest first, for one drain (feedback.drain).
+DELETE FROM trust_feedback
+WHERE (subtask_id, attempt) IN (
+  SELECT subtask_id, attempt FROM trust_feedback ORDER BY finished_at LIMIT $1
+  FOR UPDATE SKIP LOCKED)
+RETURNING subtask_id, attempt, agent_id, capability_id, outcome, caused_by_agent, latency_ms,
+          finished_at
+
 -- name: declared_latencies
 -- The declared p99 latency of the capabilities whose attempts trust records.
 SELECT capability_id, latency_p99_ms FROM agent_capabilities

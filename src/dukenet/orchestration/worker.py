@@ -16,7 +16,9 @@ One process runs one ``Worker`` with ``concurrency`` call slots:
   right after its commit;
 * the lease loop renews the leases of running calls every third of the lease, and stops
   calls whose attempt was taken away (task cancelled, lease reaped);
-* the maintenance loop reaps expired leases and fails tasks past their deadline.
+* the maintenance loop reaps expired leases and fails tasks past their deadline;
+* the trust feeder records the trust of finished attempts after their commits (see
+  ``feedback``), including those a worker that died left queued.
 
 ``stop()`` (SIGTERM) stops claiming, lets running calls finish for the grace period and
 returns the rest to READY without counting them as failures.
@@ -41,7 +43,7 @@ from uuid import UUID
 import asyncpg
 
 from dukenet.errors import DukenetError
-from dukenet.orchestration import reaper
+from dukenet.orchestration import feedback, reaper
 from dukenet.orchestration.claims import Assignment, ClaimResult, claim
 from dukenet.orchestration.completion import Answer, check_answer
 from dukenet.orchestration.engine import Context, Work, transact
@@ -139,6 +141,7 @@ class Worker:
         self._running: dict[UUID, _Running] = {}
         self._recording: dict[UUID, _Running] = {}  # answered, being committed
         self._reserved = 0  # slots the recorder is claiming dependents for
+        self.feeder = feedback.Feeder(services)  # records the trust of finished attempts
         self._background: set[asyncio.Task[object]] = set()  # failures and releases
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -156,6 +159,7 @@ class Worker:
     async def run(self) -> None:
         """Work until ``stop()``; then finish or release in-flight attempts and return."""
         await self.invoker.start()
+        self.feeder.start()
         self.recorder.start()
         helpers: list[asyncio.Task[None]] = []
         try:
@@ -176,6 +180,7 @@ class Worker:
             await self._stop_listener()
             await self.recorder.stop()
             await asyncio.gather(*self._background, return_exceptions=True)
+            await self.feeder.stop()
             await self.invoker.close()
             log.info("worker %s stopped", self.worker_id)
 

@@ -1,12 +1,14 @@
 """The trust events other domains call: record a finished attempt, recompute a score.
 
-The orchestration engine, in the transaction that finishes an attempt::
+Orchestration queues finished attempts in the transaction that finishes them (the
+``trust_feedback`` outbox, migration 0017) and records them after that commit, in a
+transaction of its own (``orchestration.feedback.drain``)::
 
     async with db.transaction() as conn:
-        ...  # finish the attempt
-        await events.record_attempt(conn, agent_id=..., capability_id=..., subtask_id=...,
-                                    attempt=..., outcome="failure", caused_by_agent=True,
-                                    latency_ms=..., declared_p99_ms=...)
+        ...  # claim queued attempts
+        await events.record_attempts(conn, [Attempt(agent_id, capability_id, subtask_id,
+                                                    attempt, "failure", True, latency_ms,
+                                                    declared_p99_ms, finished_at)])
         await events.recompute_trust(conn, cache, agent_id, reason="attempt")
     await events.after_commit_invalidate(cache, [agent_id])
 
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -74,6 +77,7 @@ class Attempt:
     caused_by_agent: bool
     latency_ms: int | None
     declared_p99_ms: int | None = None  # the capability's declared p99, when it has one
+    finished_at: datetime | None = None  # when the attempt ended (None: now)
 
 
 async def record_attempts(
@@ -111,6 +115,7 @@ async def record_attempts(
             params.burst_window_seconds,
             LATENCY_BUCKETS,
             LATENCY_GROWTH,
+            [a.finished_at for a in attempts],
         )
     bursts: dict[str, tuple[fraud.BurstCounts, float]] = {}
     for item, recorded in zip(attempts, rows, strict=True):

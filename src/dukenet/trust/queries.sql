@@ -10,9 +10,8 @@ FROM trust_stats_state;
 -- name: record_attempts
 -- Records attempts and adds them to their agents' aggregates, in one statement (see
 -- migration 0010 for the decay epoch; the weights are those of recompute.sql's
--- rebuild_sums, so a rebuild reproduces them). The attempts of one statement share the
--- transaction's finished_at, so per agent their aggregates are summed first and each
--- agent's row is updated once. Nothing is written on a repeat of the same subtask and
+-- rebuild_sums, so a rebuild reproduces them). Per agent the attempts' aggregates are
+-- summed first and each agent's row is updated once. Nothing is written on a repeat of the same subtask and
 -- attempt: recording is idempotent.
 -- One row per given attempt, in the order given: whether the subtask and agent exist
 -- (``known``), what it was worth, who bought it (for the self-dealing check), when it
@@ -20,15 +19,17 @@ FROM trust_stats_state;
 -- statement.
 -- $1 subtask_ids, $2 attempts, $3 agent_ids, $4 capability_ids, $5 outcomes,
 -- $6 caused_by_agent, $7 latency_ms, $8 declared_p99_ms (arrays, one element per
--- attempt), $9 burst window (seconds), $10 histogram buckets, $11 histogram growth
+-- attempt), $9 burst window (seconds), $10 histogram buckets, $11 histogram growth,
+-- $12 finished_at (per attempt; NULL: now)
 WITH item AS (
   SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
-                       $6::boolean[], $7::int[], $8::int[])
+                       $6::boolean[], $7::int[], $8::int[], $12::timestamptz[])
     WITH ORDINALITY AS u (subtask_id, attempt, agent_id, capability_id, outcome,
-                          caused_by_agent, latency_ms, declared_p99_ms, n)
+                          caused_by_agent, latency_ms, declared_p99_ms, finished_at, n)
 ), context AS (
   SELECT i.subtask_id, i.attempt, i.agent_id, i.capability_id, i.outcome,
          i.caused_by_agent, i.latency_ms, i.declared_p99_ms,
+         COALESCE(i.finished_at, NOW()) AS finished_at,
          round(COALESCE(s.quoted_price, NULLIF(s.cost, 0), 0), 4) AS value,
          t.created_by AS buyer, buyer.owner_address AS buyer_owner,
          seller.owner_address AS seller_owner
@@ -39,9 +40,9 @@ WITH item AS (
   JOIN agents seller ON seller.agent_id = i.agent_id
 ), inserted AS (
   INSERT INTO agent_attempts (subtask_id, attempt, agent_id, capability_id, outcome,
-                              caused_by_agent, latency_ms, declared_p99_ms, value)
+                              caused_by_agent, latency_ms, declared_p99_ms, value, finished_at)
   SELECT subtask_id, attempt, agent_id, capability_id, outcome, caused_by_agent, latency_ms,
-         declared_p99_ms, value
+         declared_p99_ms, value, finished_at
   FROM context ORDER BY agent_id, subtask_id, attempt
   ON CONFLICT (subtask_id, attempt) DO NOTHING
   RETURNING subtask_id, attempt, agent_id, outcome, caused_by_agent, latency_ms,
