@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
 DRAIN_BATCH = 500  # queued attempts recorded per transaction
 FEEDER_POLL = 1.0  # seconds between a feeder's looks at the queue without a wake-up
+# Seconds a woken feeder lets attempts gather before draining them: one recomputation per
+# agent then covers the commits of that moment, not each of them.
+FEEDER_LINGER = 0.05
 
 # Failures the agent caused: they count against its delivery score.
 AGENT_CAUSED = frozenset(
@@ -188,6 +191,7 @@ class Feeder:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FEEDER_POLL)
+                await asyncio.sleep(FEEDER_LINGER)
             self._wake.clear()
             try:
                 while await drain(self.services) == DRAIN_BATCH:
