@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dukenet.orchestration import feedback
+from dukenet.orchestration.worker import Worker
 from tests.integration.test_orchestration_support import (
     Network,
     add_agent,
@@ -200,16 +201,22 @@ async def _attempts(network: Network, agent_id: str) -> dict[int, datetime]:
     return {row["attempt"]: row["finished_at"] for row in rows}
 
 
-async def test_an_attempt_left_queued_by_a_dead_process_is_recorded_by_a_worker(
-    network: Network,
-) -> None:
+async def _one_recorded_attempt(network: Network) -> tuple[Worker, str, str]:
+    """A worker, an agent and the subtask of a task it completed, its trust recorded."""
     agent = await network.agent()
     agent.on("x.run", answer("done"))
     agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}])
-    network.start_worker()
+    worker = network.start_worker()
     task = await network.wait_done((await network.submit(single())).json()["task_id"])
     assert len(await trust_records(network, agent_id)) == 1
     subtask_id = (await network.subtasks(task["task_id"]))["only"]["subtask_id"]
+    return worker, agent_id, subtask_id
+
+
+async def test_an_attempt_left_queued_by_a_dead_process_is_recorded_by_a_worker(
+    network: Network,
+) -> None:
+    _, agent_id, subtask_id = await _one_recorded_attempt(network)
 
     finished_at = await _queue_a_lost_failure(network, subtask_id, agent_id)
     records = await trust_records(network, agent_id)  # the feeder's poll takes it
@@ -223,13 +230,7 @@ async def test_an_attempt_left_queued_by_a_dead_process_is_recorded_by_a_worker(
 async def test_a_process_without_a_worker_records_trust_right_after_its_commit(
     network: Network,
 ) -> None:
-    agent = await network.agent()
-    agent.on("x.run", answer("done"))
-    agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}])
-    worker = network.start_worker()
-    task = await network.wait_done((await network.submit(single())).json()["task_id"])
-    assert len(await trust_records(network, agent_id)) == 1
-    subtask_id = (await network.subtasks(task["task_id"]))["only"]["subtask_id"]
+    worker, agent_id, subtask_id = await _one_recorded_attempt(network)
     await worker.feeder.stop()  # as in an API process: no feeder to wake
 
     await _queue_a_lost_failure(network, subtask_id, agent_id)
@@ -242,13 +243,7 @@ async def test_a_process_without_a_worker_records_trust_right_after_its_commit(
 async def test_an_unrecordable_attempt_costs_only_its_own_trust(network: Network) -> None:
     """An attempt trust cannot record (its subtask is gone) is skipped alone: the others
     drained with it are recorded, and the queue does not keep retrying it."""
-    agent = await network.agent()
-    agent.on("x.run", answer("done"))
-    agent_id = await add_agent(network.services, agent.url, [{"name": "x.run"}])
-    worker = network.start_worker()
-    task = await network.wait_done((await network.submit(single())).json()["task_id"])
-    assert len(await trust_records(network, agent_id)) == 1
-    subtask_id = (await network.subtasks(task["task_id"]))["only"]["subtask_id"]
+    worker, agent_id, subtask_id = await _one_recorded_attempt(network)
     await worker.feeder.stop()
 
     await _queue_a_lost_failure(network, subtask_id, agent_id)

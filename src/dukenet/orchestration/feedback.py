@@ -87,16 +87,7 @@ async def queue(conn: Connection, finished: list[FinishedAttempt]) -> None:
     """Queue finished attempts for trust, inside the transaction that finished them."""
     if not finished:
         return
-    await conn.execute(
-        QUERIES["queue_feedback"],
-        [f.subtask_id for f in finished],
-        [f.attempt for f in finished],
-        [f.agent_id for f in finished],
-        [f.capability_id for f in finished],
-        [f.outcome for f in finished],
-        [f.caused_by_agent for f in finished],
-        [f.latency_ms for f in finished],
-    )
+    await conn.execute(QUERIES["queue_feedback"], *events.attempt_columns(finished))
 
 
 async def drain(services: Services, *, batch: int = DRAIN_BATCH) -> int:

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -80,6 +81,20 @@ class Attempt:
     finished_at: datetime | None = None  # when the attempt ended (None: now)
 
 
+def attempt_columns(attempts: list[Attempt]) -> list[list[Any]]:
+    """The attempts as parallel arrays: subtask ids, attempt numbers, agent ids, capability
+    ids, outcomes, whether the agent caused them, latencies (``record_attempts``' $1-$7)."""
+    return [
+        [a.subtask_id for a in attempts],
+        [a.attempt for a in attempts],
+        [a.agent_id for a in attempts],
+        [a.capability_id for a in attempts],
+        [a.outcome for a in attempts],
+        [a.caused_by_agent for a in attempts],
+        [a.latency_ms for a in attempts],
+    ]
+
+
 async def record_attempts(
     conn: Connection, attempts: list[Attempt], params: TrustParameters | None = None
 ) -> None:
@@ -104,13 +119,7 @@ async def record_attempts(
     with translate_errors():
         rows = await conn.fetch(
             QUERIES["record_attempts"],
-            [a.subtask_id for a in attempts],
-            [a.attempt for a in attempts],
-            [a.agent_id for a in attempts],
-            [a.capability_id for a in attempts],
-            [a.outcome for a in attempts],
-            [a.caused_by_agent for a in attempts],
-            [a.latency_ms for a in attempts],
+            *attempt_columns(attempts),
             [a.declared_p99_ms for a in attempts],
             params.burst_window_seconds,
             LATENCY_BUCKETS,
