@@ -177,20 +177,29 @@ async def test_failures_the_agent_did_not_cause_do_not_count_against_it(
     assert records[-1]["failed_transactions"] == 0
 
 
-async def _queue_a_lost_failure(network: Network, subtask_id: str, agent_id: str) -> datetime:
-    """Queue a second, failed attempt of ``subtask_id`` as a process that died after its
+async def _queue_a_lost_failure(
+    network: Network, subtask_id: str, agent_id: str, attempt: int = 2
+) -> datetime:
+    """Queue a later, failed attempt of ``subtask_id`` as a process that died after its
     commit would have left it (nobody woken to record it); return when it finished."""
     finished_at = datetime.now(UTC) - timedelta(seconds=30)
     async with network.services.db.transaction() as conn:
         await conn.execute(
             "INSERT INTO trust_feedback (subtask_id, attempt, agent_id, capability_id, outcome,"
             " caused_by_agent, latency_ms, finished_at)"
-            " VALUES ($1, 2, $2, NULL, 'failure', true, 40, $3)",
+            " VALUES ($1, $2, $3, NULL, 'failure', true, 40, $4)",
             uuid.UUID(subtask_id),
+            attempt,
             agent_id,
             finished_at,
         )
     return finished_at
+
+
+def _failure(subtask_id: str, agent_id: str, attempt: int = 2) -> feedback.FinishedAttempt:
+    return feedback.FinishedAttempt(
+        agent_id, None, uuid.UUID(subtask_id), attempt, "failure", True, 40
+    )
 
 
 async def _attempts(network: Network, agent_id: str) -> dict[int, datetime]:
@@ -227,17 +236,20 @@ async def test_an_attempt_left_queued_by_a_dead_process_is_recorded_by_a_worker(
     assert (await _attempts(network, agent_id))[2] == finished_at  # weighed by when it ended
 
 
-async def test_a_process_without_a_worker_records_trust_right_after_its_commit(
+async def test_a_process_without_a_worker_records_its_attempts_right_after_its_commit(
     network: Network,
 ) -> None:
+    """With no feeder to wake (an API process), the committing request records its own
+    attempts; what another process queued is left for the workers' feeders."""
     worker, agent_id, subtask_id = await _one_recorded_attempt(network)
-    await worker.feeder.stop()  # as in an API process: no feeder to wake
+    await worker.feeder.stop()
 
-    await _queue_a_lost_failure(network, subtask_id, agent_id)
-    await feedback.after_commit(network.services)
+    await _queue_a_lost_failure(network, subtask_id, agent_id, attempt=2)  # this request's
+    await _queue_a_lost_failure(network, subtask_id, agent_id, attempt=3)  # another's
+    await feedback.after_commit(network.services, [_failure(subtask_id, agent_id)])
 
-    assert await queued(network) == 0
     assert set(await _attempts(network, agent_id)) == {1, 2}
+    assert await queued(network) == 1
 
 
 async def test_an_unrecordable_attempt_costs_only_its_own_trust(network: Network) -> None:
@@ -246,9 +258,12 @@ async def test_an_unrecordable_attempt_costs_only_its_own_trust(network: Network
     worker, agent_id, subtask_id = await _one_recorded_attempt(network)
     await worker.feeder.stop()
 
+    gone = str(uuid.uuid4())  # no such subtask
     await _queue_a_lost_failure(network, subtask_id, agent_id)
-    await _queue_a_lost_failure(network, str(uuid.uuid4()), agent_id)  # no such subtask
-    await feedback.after_commit(network.services)
+    await _queue_a_lost_failure(network, gone, agent_id)
+    await feedback.after_commit(
+        network.services, [_failure(subtask_id, agent_id), _failure(gone, agent_id)]
+    )
 
     assert await queued(network) == 0
     assert set(await _attempts(network, agent_id)) == {1, 2}

@@ -106,7 +106,7 @@ async def transact(
         else:
             await after_commit(services, changes, on_wake=on_wake)
         if changes.finished:
-            await feedback.after_commit(services)
+            await feedback.after_commit(services, changes.finished)
         return result
     raise AssertionError("unreachable")  # pragma: no cover
 

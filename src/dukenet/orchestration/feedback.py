@@ -90,11 +90,24 @@ async def queue(conn: Connection, finished: list[FinishedAttempt]) -> None:
     await conn.execute(QUERIES["queue_feedback"], *events.attempt_columns(finished))
 
 
-async def drain(services: Services, *, batch: int = DRAIN_BATCH) -> int:
-    """Record up to ``batch`` queued attempts and recompute their agents' trust, in one
-    transaction; invalidate the trust caches after it. Returns how many were taken."""
+async def drain(
+    services: Services,
+    *,
+    batch: int = DRAIN_BATCH,
+    only: list[FinishedAttempt] | None = None,
+) -> int:
+    """Record up to ``batch`` queued attempts (with ``only``: those of them still queued)
+    and recompute their agents' trust, in one transaction; invalidate the trust caches
+    after it. Returns how many were taken."""
     async with services.db.transaction() as conn:
-        rows = await conn.fetch(QUERIES["claim_feedback"], batch)
+        if only is None:
+            rows = await conn.fetch(QUERIES["claim_feedback"], batch)
+        else:
+            rows = await conn.fetch(
+                QUERIES["claim_given_feedback"],
+                [f.subtask_id for f in only],
+                [f.attempt for f in only],
+            )
         if not rows:
             return 0
         finished = [
@@ -195,16 +208,17 @@ class Feeder:
 _feeders: set[Feeder] = set()
 
 
-async def after_commit(services: Services) -> None:
-    """After a commit that queued attempts: wake this process's feeders for that database,
-    or record them now when the process has none (an API process without a worker)."""
+async def after_commit(services: Services, finished: list[FinishedAttempt]) -> None:
+    """After a commit that queued ``finished``: wake this process's feeders for that
+    database, or record those attempts now when the process has none (an API process
+    without a worker; what others queued is the workers' to record)."""
     feeders = [f for f in _feeders if f.services.db is services.db]
     if feeders:
         for feeder in feeders:
             feeder.wake()
         return
     try:
-        await drain(services)
+        await drain(services, only=finished)
     except DukenetError as exc:
         log.warning("trust feedback left queued for a worker: %s", exc.detail)
 

@@ -41,6 +41,14 @@ WHERE (subtask_id, attempt) IN (
 RETURNING subtask_id, attempt, agent_id, capability_id, outcome, caused_by_agent, latency_ms,
           finished_at
 
+-- name: claim_given_feedback
+-- The given queued attempts ($1 subtask ids, $2 attempts) that are still queued.
+DELETE FROM trust_feedback f
+USING unnest($1::uuid[], $2::int[]) AS u(subtask_id, attempt)
+WHERE f.subtask_id = u.subtask_id AND f.attempt = u.attempt
+RETURNING f.subtask_id, f.attempt, f.agent_id, f.capability_id, f.outcome, f.caused_by_agent,
+          f.latency_ms, f.finished_at
+
 -- name: declared_latencies
 -- The declared p99 latency of the capabilities whose attempts trust records.
 SELECT capability_id, latency_p99_ms FROM agent_capabilities
