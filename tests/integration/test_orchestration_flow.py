@@ -251,6 +251,69 @@ async def test_without_free_slots_the_dependents_go_to_the_queue(
     assert [c.input["n"] for c in agent.calls] == [7, 7, 7]
 
 
+async def test_what_a_recorder_claims_as_its_worker_stops_goes_back_to_ready(
+    network: Network,
+) -> None:
+    """Dependents claimed in a transaction that commits after SIGTERM are not called by the
+    stopping worker: they go back to READY (not counted as a failure), the reserved slots
+    are freed, and another worker runs them once."""
+    from dukenet.orchestration.claims import claim
+    from dukenet.orchestration.engine import Context, transact
+    from dukenet.orchestration.progress import Changes
+    from dukenet.orchestration.worker import Worker
+    from dukenet.store.postgres import Connection
+
+    agent = await network.agent()
+    agent.on("echo", answer(lambda i: i))
+    await add_agent(network.services, agent.url, [{"name": "echo", "input_schema": ANY_OBJECT}])
+    task_id = (
+        await network.submit(
+            {
+                "name": "t",
+                "input": {"n": 5},
+                "subtasks": [
+                    {
+                        "name": "e",
+                        "capability": "echo",
+                        "input": {"$ref": "task#"},
+                        "output_mapping": {"": ""},
+                    }
+                ],
+            }
+        )
+    ).json()["task_id"]
+    subtask_id = uuid.UUID((await network.subtasks(task_id))["e"]["subtask_id"])
+    stopping = Worker(network.services, concurrency=2)
+    assert stopping.reserve(5) == 2  # never more than the free slots
+    context = Context.from_services(network.services)
+
+    async def work(conn: Connection, changes: Changes) -> Any:
+        return await claim(
+            conn,
+            context,
+            changes,
+            worker_id=stopping.worker_id,
+            limit=2,
+            lease_seconds=30,
+            only=[subtask_id],
+        )
+
+    claimed = await transact(network.services, work)
+    assert [a.subtask_id for a in claimed.assignments] == [subtask_id]
+    stopping.stop()  # SIGTERM arrives before the recorder hands the claim over
+    stopping.dispatched(claimed, 2)
+    await asyncio.gather(*stopping._background)
+
+    assert stopping._reserved == 0 and not stopping._running
+    released = (await network.subtasks(task_id))["e"]
+    assert released["status"] == "READY" and released["failures"] == 0
+    assert agent.calls == []
+    network.start_worker()
+    task = await network.wait_done(task_id)
+    assert task["status"] == "COMPLETED" and task["actual_output"] == {"n": 5}
+    assert [c.input for c in agent.calls] == [{"n": 5}]
+
+
 async def test_the_status_cache_keeps_the_newest_version_and_works_without_redis(
     network: Network,
 ) -> None:
