@@ -11,8 +11,8 @@ FROM trust_stats_state;
 -- Records attempts and adds them to their agents' aggregates, in one statement (see
 -- migration 0010 for the decay epoch; the weights are those of recompute.sql's
 -- rebuild_sums, so a rebuild reproduces them). Per agent the attempts' aggregates are
--- summed first and each agent's row is updated once. Nothing is written on a repeat of the same subtask and
--- attempt: recording is idempotent.
+-- summed first and each agent's row is updated once. Nothing is written on a repeat of the
+-- same subtask and attempt: recording is idempotent.
 -- One row per given attempt, in the order given: whether the subtask and agent exist
 -- (``known``), what it was worth, who bought it (for the self-dealing check), when it
 -- finished (``at`` NULL on a repeat) and its agent's failure-burst counters after the
