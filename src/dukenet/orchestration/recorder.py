@@ -1,8 +1,7 @@
 """Recording answers in batches: the worker's calls hand over their checked answers, and a
 recorder loop commits whatever has queued up, many answers per transaction.
 
-One loop by default: every batch ends by updating its agents' trust rows, which stay
-locked until the commit, so a second loop of the same worker mostly waited for the first
+One loop: a second one of the same worker mostly waited for the first on its agents' rows
 (with two: W1 12-15% slower, parent-to-child gaps in W3 longer).
 
 Nothing waits on purpose: a recorder takes every answer that queued while the previous
@@ -78,35 +77,29 @@ class Recorder:
         context: Context,
         *,
         max_batch: int,
-        loops: int = 1,
         on_wake: Callable[[], None] | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
         self.services = services
         self.context = context
         self.max_batch = max_batch
-        self.loops = loops
         self.on_wake = on_wake
         self.dispatcher = dispatcher
-        self.batches = 0
         self._queue: list[_Pending] = []
         self._unfinished: set[asyncio.Future[str]] = set()  # queued or being committed
         self._ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the recorder loops."""
-        self._tasks = [
-            asyncio.create_task(self._loop(), name=f"dukenet-recorder-{n}")
-            for n in range(self.loops)
-        ]
+        """Start the recorder loop."""
+        self._task = asyncio.create_task(self._loop(), name="dukenet-recorder")
 
     async def stop(self) -> None:
-        """Stop the loops once every answer handed over is recorded."""
+        """Stop the loop once every answer handed over is recorded."""
         await asyncio.gather(*self._unfinished, return_exceptions=True)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def submit(self, answer: Answer, *, paid: bool) -> asyncio.Future[str]:
         """Queue an answer; the future resolves once its transaction committed."""
@@ -150,7 +143,6 @@ class Recorder:
 
     async def _commit(self, batch: list[_Pending]) -> dict[UUID, str]:
         answers = [pending.answer for pending in batch]
-        self.batches += 1
         try:
             return await self._complete(answers)
         except RecordOneByOne:
