@@ -212,6 +212,11 @@ class Changes:
             # Several rows: lock them in id order first (one row is locked by the update).
             await conn.execute(QUERIES["lock_progress"], sorted(self.deltas))
 
+    def created(self, row: Record, status: str) -> None:
+        """A task's progress row as its submission inserted it (for its first snapshot)."""
+        self.progress[row["task_id"]] = row
+        self.statuses[row["task_id"]] = (status, None)
+
     def _keep(self, rows: list[Record]) -> dict[UUID, Record]:
         found = {row["task_id"]: row for row in rows}
         self.progress.update(found)

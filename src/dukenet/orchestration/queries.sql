@@ -69,40 +69,57 @@ SELECT task_id, status, created_by FROM tasks WHERE task_id = ANY($1::uuid[])
 ORDER BY task_id
 FOR SHARE
 
--- name: insert_task
-INSERT INTO tasks (
-  task_id, name, description, created_by, status, priority, deadline, timeout_seconds,
-  started_at, input_schema, output_schema, actual_input, cost_limit, estimated_cost, currency,
-  max_retries, backoff_strategy, tags, dependencies, metadata, idempotency_key, request_hash
-) VALUES (
-  $1, $2, $3, $4, $5, $6, $7, $8,
-  CASE WHEN $5::varchar = 'EXECUTING' THEN NOW() END, $9, $10, $11, $12, $13, $14,
-  $15, $16, $17, $18, $19, $20, $21
+-- name: store_task
+-- A whole submission in one statement: the task row, its subtasks (one row each; JSON
+-- values and uuid arrays travel as text), its progress row and its first log rows, and
+-- the NOTIFY ($44) that its READY subtasks wait for (delivered at commit). When the
+-- Idempotency-Key won a race a moment ago the task row is not inserted and neither is
+-- anything else: no row comes back. Otherwise the progress row comes back. The foreign
+-- keys between the new rows are checked at the end of the statement, when all exist.
+WITH task AS (
+  INSERT INTO tasks (
+    task_id, name, description, created_by, status, priority, deadline, timeout_seconds,
+    started_at, input_schema, output_schema, actual_input, cost_limit, estimated_cost,
+    currency, max_retries, backoff_strategy, tags, dependencies, metadata, idempotency_key,
+    request_hash
+  ) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8,
+    CASE WHEN $5::varchar = 'EXECUTING' THEN NOW() END, $9, $10, $11, $12, $13, $14,
+    $15, $16, $17, $18, $19, $20, $21
+  )
+  ON CONFLICT (created_by, idempotency_key) DO NOTHING
+  RETURNING task_id, created_by, cost_limit
+), stored_subtasks AS (
+  INSERT INTO subtasks (
+    subtask_id, parent_task_id, name, description, status, priority, depends_on, dependents,
+    input, resolved_input, output_mapping, capability_name, constraints, pinned_agent_id,
+    position, next_attempt_at
+  )
+  SELECT u.subtask_id, t.task_id, u.name, u.description, u.status, $22, u.depends_on::uuid[],
+         u.dependents::uuid[], u.input::jsonb, u.resolved_input::jsonb,
+         u.output_mapping::jsonb, u.capability_name, u.constraints::jsonb, u.pinned_agent_id,
+         u.position, CASE WHEN u.status = 'READY' THEN NOW() END
+  FROM task t,
+       unnest($23::uuid[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
+              $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
+              $35::int[])
+         AS u(subtask_id, name, description, status, depends_on, dependents, input,
+              resolved_input, output_mapping, capability_name, constraints, pinned_agent_id,
+              position)
+), progress AS (
+  INSERT INTO task_progress (task_id, created_by, total, pending, ready, cost_limit)
+  SELECT t.task_id, t.created_by, $36, $37, $38, t.cost_limit FROM task t
+  RETURNING *
+), events AS (
+  INSERT INTO task_execution_log (task_id, subtask_id, event_type, message, error_code, metadata)
+  SELECT t.task_id, u.subtask_id, u.event_type, u.message, u.error_code, u.metadata::jsonb
+  FROM task t,
+       unnest($39::uuid[], $40::text[], $41::text[], $42::text[], $43::text[])
+         WITH ORDINALITY AS u(subtask_id, event_type, message, error_code, metadata, n)
+  ORDER BY u.n
 )
-ON CONFLICT (created_by, idempotency_key) DO NOTHING
-RETURNING task_id
-
--- name: insert_subtasks
--- One row per subtask; JSON values and uuid arrays travel as text.
-INSERT INTO subtasks (
-  subtask_id, parent_task_id, name, description, status, priority, depends_on, dependents,
-  input, resolved_input, output_mapping, capability_name, constraints, pinned_agent_id,
-  position, next_attempt_at
-)
-SELECT u.subtask_id, $1, u.name, u.description, u.status, $2, u.depends_on::uuid[],
-       u.dependents::uuid[], u.input::jsonb, u.resolved_input::jsonb, u.output_mapping::jsonb,
-       u.capability_name, u.constraints::jsonb, u.pinned_agent_id, u.position,
-       CASE WHEN u.status = 'READY' THEN NOW() END
-FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-            $15::int[])
-  AS u(subtask_id, name, description, status, depends_on, dependents, input, resolved_input,
-       output_mapping, capability_name, constraints, pinned_agent_id, position)
-
--- name: insert_progress
-INSERT INTO task_progress (task_id, created_by, total, pending, ready, cost_limit)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING *
+SELECT p.*, CASE WHEN $44::bool THEN pg_notify('dukenet_subtasks_ready', '') END AS notified
+FROM progress p
 
 -- --------------------------------------------------------------------------- progress
 

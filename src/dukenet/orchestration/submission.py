@@ -37,7 +37,7 @@ from dukenet.orchestration.models import PRIORITY_RANK, TaskSubmission, parse_su
 from dukenet.orchestration.planning import Plan, PlannedSubtask, plan, time_ordered_id
 from dukenet.orchestration.progress import ZERO, Changes
 from dukenet.runtime import Services
-from dukenet.store.postgres import Connection
+from dukenet.store.postgres import Connection, Record
 from dukenet.store.sql import load_queries
 
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
@@ -174,37 +174,24 @@ async def submit_task(
             )
         await _check_funds(conn, creator, submission.currency, estimate)
         task_id = time_ordered_id()
-        inserted = await conn.fetchval(
-            QUERIES["insert_task"],
+        progress = await _store(
+            conn,
+            submission,
+            planned,
             task_id,
-            submission.name,
-            submission.description,
             creator,
-            "EXECUTING" if start_now else "PENDING",
-            submission.priority,
-            submission.deadline,
-            submission.timeout_seconds,
-            submission.input_schema,
-            submission.output_schema,
-            submission.input,
-            submission.cost_limit,
+            start_now,
             estimate,
-            submission.currency,
-            submission.max_retries,
-            submission.backoff_strategy,
-            list(dict.fromkeys(submission.tags)),
-            submission.dependencies,
-            submission.metadata,
-            idempotency_key,
             fingerprint,
+            idempotency_key,
         )
-        if inserted is None:  # the same key won a race a moment ago
+        if progress is None:  # the same key won a race a moment ago
             existing = await conn.fetchrow(
                 QUERIES["task_by_idempotency_key"], creator, idempotency_key
             )
             assert existing is not None
             return _replay(existing["task_id"], existing["request_hash"], fingerprint)
-        await _store_subtasks(conn, changes, submission, planned, task_id, creator, start_now)
+        changes.created(progress, "EXECUTING" if start_now else "PENDING")
         return task_id, True
 
     return await transact(services, work)
@@ -220,21 +207,60 @@ def _replay(task_id: UUID, stored_hash: str | None, fingerprint: str) -> tuple[U
     return task_id, False
 
 
-async def _store_subtasks(
+async def _store(
     conn: Connection,
-    changes: Changes,
     submission: TaskSubmission,
     planned: Plan,
     task_id: UUID,
     creator: str,
     start_now: bool,
-) -> None:
+    estimate: Decimal,
+    fingerprint: str,
+    idempotency_key: str | None,
+) -> Record | None:
+    """Store the task, its subtasks (roots READY when it starts now), its progress row and
+    its first log rows in one statement (``store_task``); the progress row, or None when
+    the idempotency key was taken meanwhile."""
     subtasks = planned.subtasks
     ready = [s for s in subtasks if start_now and s.is_root]
     ready_ids = {s.subtask_id for s in ready}
-    await conn.execute(
-        QUERIES["insert_subtasks"],
+    log: list[tuple[UUID | None, str, str, dict[str, Any] | None]] = [
+        (
+            None,
+            "SUBMITTED",
+            submission.name,
+            {
+                "subtasks": len(subtasks),
+                "dependencies": [str(d) for d in submission.dependencies],
+            },
+        )
+    ]
+    if start_now:
+        log.append((None, "STARTED", submission.name, None))
+        log += [(s.subtask_id, "READY", s.name, None) for s in ready]
+    row: Record | None = await conn.fetchrow(
+        QUERIES["store_task"],
         task_id,
+        submission.name,
+        submission.description,
+        creator,
+        "EXECUTING" if start_now else "PENDING",
+        submission.priority,
+        submission.deadline,
+        submission.timeout_seconds,
+        submission.input_schema,
+        submission.output_schema,
+        submission.input,
+        submission.cost_limit,
+        estimate,
+        submission.currency,
+        submission.max_retries,
+        submission.backoff_strategy,
+        list(dict.fromkeys(submission.tags)),
+        submission.dependencies,
+        submission.metadata,
+        idempotency_key,
+        fingerprint,
         PRIORITY_RANK[submission.priority],
         [s.subtask_id for s in subtasks],
         [s.name for s in subtasks],
@@ -254,33 +280,16 @@ async def _store_subtasks(
         [inputs.dump(_constraints(s)) for s in subtasks],
         [s.spec.agent_id for s in subtasks],
         [s.position for s in subtasks],
-    )
-    await conn.execute(
-        QUERIES["insert_progress"],
-        task_id,
-        creator,
         len(subtasks),
         len(subtasks) - len(ready),
         len(ready),
-        submission.cost_limit,
+        [subtask_id for subtask_id, *_ in log],
+        [event for _, event, _, _ in log],
+        [message for _, _, message, _ in log],
+        [None] * len(log),
+        [inputs.dump(metadata) for *_, metadata in log],
+        # Delivered to the workers' LISTEN connections at commit: no extra round trip
+        # after it, and no window where the task is committed but nobody was told.
+        bool(ready),
     )
-    changes.log(
-        task_id,
-        None,
-        "SUBMITTED",
-        submission.name,
-        subtasks=len(subtasks),
-        dependencies=[str(d) for d in submission.dependencies],
-    )
-    if start_now:
-        changes.log(task_id, None, "STARTED", submission.name)
-        for subtask in ready:
-            changes.log(task_id, subtask.subtask_id, "READY", subtask.name)
-        changes.set_status(task_id, "EXECUTING")
-    else:
-        changes.set_status(task_id, "PENDING")
-    await changes.flush(conn)
-    if start_now:
-        # Delivered to the workers' LISTEN connections at commit: no extra round trip after
-        # it, and no window where the task is committed but nobody was told.
-        await conn.execute(QUERIES["notify_ready"])
+    return row
