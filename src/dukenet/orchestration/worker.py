@@ -144,6 +144,7 @@ class Worker:
         self.feeder = feedback.Feeder(services)  # records the trust of finished attempts
         self._background: set[asyncio.Task[object]] = set()  # failures and releases
         self._wake = asyncio.Event()
+        self._look = False  # read the next retry time at the next idle wait
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
@@ -208,18 +209,24 @@ class Worker:
         """Claim now (new READY work appeared)."""
         self._wake.set()
 
-    async def _idle_wait(self) -> None:
-        """Sleep until a NOTIFY, the next retry time or a jittered poll, whichever first."""
+    async def _idle_wait(self, *, look: bool = True) -> None:
+        """Sleep until a NOTIFY, the next retry time or a jittered poll, whichever first.
+
+        Without ``look`` the next retry time is not read: the claim before took rows, so
+        nothing was due beyond them, and this worker's own retries set ``_look`` (see
+        ``_claim_loop``)."""
         timeout = self.poll_interval * random.uniform(0.5, 1.5)
-        try:
-            async with self.services.db.acquire() as conn:
-                next_at: datetime | None = await conn.fetchval(QUERIES["next_ready_at"])
-            if next_at is not None:
-                # Claimable rows another worker is claiming right now: look again shortly.
-                until = max(0.01, (next_at - datetime.now(UTC)).total_seconds())
-                timeout = min(timeout, until)
-        except DukenetError as exc:
-            log.warning("worker poll failed: %s", exc)
+        if look or self._look:
+            self._look = False
+            try:
+                async with self.services.db.acquire() as conn:
+                    next_at: datetime | None = await conn.fetchval(QUERIES["next_ready_at"])
+                if next_at is not None:
+                    # Claimable rows another worker is claiming right now: look again shortly.
+                    until = max(0.01, (next_at - datetime.now(UTC)).total_seconds())
+                    timeout = min(timeout, until)
+            except DukenetError as exc:
+                log.warning("worker poll failed: %s", exc)
         if self._listener is not None and self._listener.is_closed():
             await self._start_listener()  # reconnect a dropped LISTEN connection
         with contextlib.suppress(TimeoutError):
@@ -252,8 +259,13 @@ class Worker:
                 self._start(assignment)
             for subtask_id, attempt, failure in result.unattemptable:
                 await self._record(_fail_ready(self.context, subtask_id, attempt, failure))
+            if len(result.assignments) + len(result.unattemptable) < result.claimed:
+                self._look = True  # deferred (no eligible agent): due again later
             if result.claimed < wanted and not self._stopping.is_set():
-                await self._idle_wait()
+                # A claim that took rows took everything due: the next retry time is read
+                # only after an empty claim (or a retry of this worker's own), one round
+                # trip fewer per claim under steady load.
+                await self._idle_wait(look=result.claimed == 0)
 
     async def _gather_slots(self, free: int) -> int:
         """Wait up to ``CLAIM_LINGER`` seconds for ``batch_size`` free slots."""
@@ -302,6 +314,9 @@ class Worker:
                 self._start(assignment)
         for subtask_id, attempt, failure in result.unattemptable:
             self._spawn(self._record(_fail_ready(self.context, subtask_id, attempt, failure)))
+        if len(result.assignments) + len(result.unattemptable) < result.claimed:
+            self._look = True  # deferred (no eligible agent): read when it is due again
+            self.wake()
 
     def _spawn(self, work: Coroutine[object, object, object]) -> None:
         task = asyncio.create_task(self._logged(work))
@@ -406,6 +421,9 @@ class Worker:
 
             if await self._record(fail):
                 self.stats.failed += 1
+                # A retry may be due later: read its time at the next idle wait.
+                self._look = True
+                self.wake()
             else:
                 await self._ignored(subtask_id, attempt)
 
