@@ -114,8 +114,11 @@ def thaw_heap() -> None:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Open pools and the Redis client for configured URLs; close them on exit."""
+async def open_services(
+    settings: Settings, *, generic_plans: bool = False
+) -> AsyncIterator[Services]:
+    """Open pools and the Redis client for configured URLs; close them on exit
+    (``generic_plans``: see ``store.postgres.create_pool``)."""
     if not settings.database_url or not settings.redis_url:
         raise RuntimeError("open_services needs database_url and redis_url (start_embedded)")
     db = await Database.connect(
@@ -124,6 +127,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pgbouncer=settings.pgbouncer,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
+        generic_plans=generic_plans,
     )
     cache = Cache.connect(settings.redis_url, settings.redis_prefix)
     try:

@@ -57,6 +57,38 @@ async def test_pooled_sessions_never_compile_statements(services: Services) -> N
         assert await conn.fetchval("SHOW jit") == "off"
 
 
+async def test_worker_pools_plan_each_statement_once_on_indexes(
+    services: Services, database_url: str
+) -> None:
+    """A worker's sessions keep one generic plan per prepared statement, and that plan
+    uses the index even when it was made while the table was empty; the API's sessions
+    keep PostgreSQL's defaults."""
+    async with services.db.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+        assert await conn.fetchval("SHOW enable_seqscan") == "on"
+    db = await Database.connect(
+        database_url, [database_url], min_size=1, max_size=2, generic_plans=True
+    )
+    try:
+        async with db.read() as conn:
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        async with db.acquire() as conn:
+            await conn.execute("CREATE TEMP TABLE keyed (id int PRIMARY KEY, v text)")
+            # The shape of the worker's statements: keys as an array, joined to the table.
+            lookup = "SELECT k.v FROM unnest($1::int[]) u(id) JOIN keyed k ON k.id = u.id"
+            assert await conn.fetch(lookup, [1]) == []  # planned now, on the empty table
+            await conn.execute("INSERT INTO keyed SELECT g, 'x' FROM generate_series(1, 20000) g")
+            assert [r["v"] for r in await conn.fetch(lookup, [7])] == ["x"]
+            name = await conn.fetchval(
+                "SELECT name FROM pg_prepared_statements WHERE statement = $1", lookup
+            )
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name}('{{7}}')"))
+            assert "Index" in plan and "Seq Scan" not in plan, plan
+            await conn.execute("DROP TABLE keyed")
+    finally:
+        await db.close()
+
+
 async def test_pgbouncer_mode_and_replica_pools(database_url: str) -> None:
     db = await Database.connect(
         database_url, [database_url], pgbouncer=True, min_size=1, max_size=2

@@ -25,7 +25,8 @@ async def run_worker(settings: Settings, concurrency: int | None) -> None:
     """Run one worker until SIGTERM or SIGINT, then stop it gracefully."""
     from dukenet.orchestration.worker import Worker  # heavy: imported for this command only
 
-    async with open_services(settings) as services:
+    # Every statement of a worker finds its rows by key: one index plan per statement.
+    async with open_services(settings, generic_plans=True) as services:
         worker = Worker(services, concurrency=concurrency)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

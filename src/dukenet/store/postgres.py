@@ -109,20 +109,38 @@ async def _keep_session(conn: Connection) -> None:
 
 
 async def create_pool(
-    url: str, *, pgbouncer: bool = False, min_size: int = 2, max_size: int = 20
+    url: str,
+    *,
+    pgbouncer: bool = False,
+    min_size: int = 2,
+    max_size: int = 20,
+    generic_plans: bool = False,
 ) -> asyncpg.Pool:
     """An asyncpg pool; with ``pgbouncer`` no server-side prepared statements are cached.
 
     JIT compilation is off for the pool's sessions: every statement here is small, and one
     whose cost estimate balloons (a few CTEs over a table without statistics yet) would pay
     hundreds of milliseconds of compilation at every execution. Behind PgBouncer (which
-    refuses unknown startup parameters) set ``jit = off`` on the database or role instead."""
+    refuses unknown startup parameters) set ``jit = off`` on the database or role instead.
+
+    ``generic_plans`` is for processes whose statements all find their rows by key, taking
+    the keys as arrays (workers). Each prepared statement is planned once per session
+    (``plan_cache_mode = force_generic_plan``): PostgreSQL otherwise re-plans such a
+    statement at every execution when the array is short, because its custom plan then
+    looks cheaper. Sequential scans are off for those sessions (``enable_seqscan = off``;
+    a table no index serves is still scanned): a plan made once, while the tables of a new
+    network are nearly empty, would otherwise scan them sequentially for the whole session
+    as they grow. At 200 tasks/s (W2) this took PostgreSQL's CPU from 4.45 to 3.72 ms a
+    task and the p50 ready→call from 10.9 to 7.2 ms."""
     options: dict[str, Any] = {}
     if pgbouncer:
         options["statement_cache_size"] = 0
         options["max_cached_statement_lifetime"] = 0
     else:
         options["server_settings"] = {"jit": "off"}
+        if generic_plans:
+            options["server_settings"]["plan_cache_mode"] = "force_generic_plan"
+            options["server_settings"]["enable_seqscan"] = "off"
     with translate_errors():
         pool = await asyncpg.create_pool(
             url,
@@ -156,11 +174,24 @@ class Database:
         pgbouncer: bool = False,
         min_size: int = 2,
         max_size: int = 20,
+        generic_plans: bool = False,
     ) -> Database:
         """Open the primary pool and one pool per replica URL."""
-        primary = await create_pool(url, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
+        primary = await create_pool(
+            url,
+            pgbouncer=pgbouncer,
+            min_size=min_size,
+            max_size=max_size,
+            generic_plans=generic_plans,
+        )
         replicas = [
-            await create_pool(r, pgbouncer=pgbouncer, min_size=min_size, max_size=max_size)
+            await create_pool(
+                r,
+                pgbouncer=pgbouncer,
+                min_size=min_size,
+                max_size=max_size,
+                generic_plans=generic_plans,
+            )
             for r in replica_urls or []
         ]
         return cls(primary, replicas, url=url)
