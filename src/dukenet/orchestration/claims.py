@@ -58,6 +58,11 @@ class ClaimResult:
     unattemptable: list[tuple[UUID, int, Failure]] = field(default_factory=list)
     claimed: int = 0
 
+    @property
+    def deferred(self) -> int:
+        """Claimed subtasks left READY for later (no eligible agent now)."""
+        return self.claimed - len(self.assignments) - len(self.unattemptable)
+
 
 def _budget(progress: Record) -> Decimal | None:
     limit: Decimal | None = progress["cost_limit"]

@@ -100,9 +100,10 @@ async def transact(
         if on_commit is not None:
             on_commit()
         if publish_later and not changes.needs_wake:
-            task = asyncio.create_task(status.publish(services.cache, changes.snapshots()))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            if snapshots := changes.snapshots():  # none after a claim that found nothing
+                task = asyncio.create_task(status.publish(services.cache, snapshots))
+                _background.add(task)
+                task.add_done_callback(_background.discard)
         else:
             await after_commit(services, changes, on_wake=on_wake)
         if changes.finished:

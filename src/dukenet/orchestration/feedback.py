@@ -189,8 +189,11 @@ class Feeder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(DukenetError):
-            while await drain(self.services) == DRAIN_BATCH:
-                pass
+            await self._drain_all()
+
+    async def _drain_all(self) -> None:
+        while await drain(self.services) == DRAIN_BATCH:
+            pass
 
     async def _loop(self) -> None:
         while True:
@@ -199,8 +202,7 @@ class Feeder:
                 await asyncio.sleep(FEEDER_LINGER)
             self._wake.clear()
             try:
-                while await drain(self.services) == DRAIN_BATCH:
-                    pass
+                await self._drain_all()
             except DukenetError as exc:  # a deadlock or the database: the rows stay queued
                 log.warning("trust feedback not recorded yet: %s", exc.detail)
                 await asyncio.sleep(FEEDER_POLL)

@@ -209,14 +209,13 @@ class Worker:
         """Claim now (new READY work appeared)."""
         self._wake.set()
 
-    async def _idle_wait(self, *, look: bool = True) -> None:
+    async def _idle_wait(self) -> None:
         """Sleep until a NOTIFY, the next retry time or a jittered poll, whichever first.
 
-        Without ``look`` the next retry time is not read: the claim before took rows, so
-        nothing was due beyond them, and this worker's own retries set ``_look`` (see
-        ``_claim_loop``)."""
+        The next retry time is read only when ``_look`` is set (see ``_claim_loop``): after
+        a claim that took rows nothing else was due."""
         timeout = self.poll_interval * random.uniform(0.5, 1.5)
-        if look or self._look:
+        if self._look:
             self._look = False
             try:
                 async with self.services.db.acquire() as conn:
@@ -259,13 +258,13 @@ class Worker:
                 self._start(assignment)
             for subtask_id, attempt, failure in result.unattemptable:
                 await self._record(_fail_ready(self.context, subtask_id, attempt, failure))
-            if len(result.assignments) + len(result.unattemptable) < result.claimed:
-                self._look = True  # deferred (no eligible agent): due again later
+            # A claim that took rows took everything due: the next retry time is read only
+            # after an empty claim, or a deferral or retry of this worker's own (one round
+            # trip fewer per claim under steady load).
+            if result.claimed == 0 or result.deferred:
+                self._look = True
             if result.claimed < wanted and not self._stopping.is_set():
-                # A claim that took rows took everything due: the next retry time is read
-                # only after an empty claim (or a retry of this worker's own), one round
-                # trip fewer per claim under steady load.
-                await self._idle_wait(look=result.claimed == 0)
+                await self._idle_wait()
 
     async def _gather_slots(self, free: int) -> int:
         """Wait up to ``CLAIM_LINGER`` seconds for ``batch_size`` free slots."""
@@ -314,8 +313,8 @@ class Worker:
                 self._start(assignment)
         for subtask_id, attempt, failure in result.unattemptable:
             self._spawn(self._record(_fail_ready(self.context, subtask_id, attempt, failure)))
-        if len(result.assignments) + len(result.unattemptable) < result.claimed:
-            self._look = True  # deferred (no eligible agent): read when it is due again
+        if result.deferred:
+            self._look = True  # no eligible agent now: read when it is due again
             self.wake()
 
     def _spawn(self, work: Coroutine[object, object, object]) -> None:

@@ -177,23 +177,14 @@ class Database:
         generic_plans: bool = False,
     ) -> Database:
         """Open the primary pool and one pool per replica URL."""
-        primary = await create_pool(
-            url,
-            pgbouncer=pgbouncer,
-            min_size=min_size,
-            max_size=max_size,
-            generic_plans=generic_plans,
-        )
-        replicas = [
-            await create_pool(
-                r,
-                pgbouncer=pgbouncer,
-                min_size=min_size,
-                max_size=max_size,
-                generic_plans=generic_plans,
-            )
-            for r in replica_urls or []
-        ]
+        options: dict[str, Any] = {
+            "pgbouncer": pgbouncer,
+            "min_size": min_size,
+            "max_size": max_size,
+            "generic_plans": generic_plans,
+        }
+        primary = await create_pool(url, **options)
+        replicas = [await create_pool(r, **options) for r in replica_urls or []]
         return cls(primary, replicas, url=url)
 
     async def close(self, grace: float = 10.0) -> None:
