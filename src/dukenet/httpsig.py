@@ -4,7 +4,10 @@ The network signs every invocation it sends to an agent with its Ed25519 key; th
 verifies it before doing any work. Both sides use the ``http-message-signatures``
 library, which also writes and checks the RFC 9530 ``Content-Digest`` (sha-256) of the
 body: the signer through its ``prepare()`` (signature base, digest and parameters; the
-network key signs the base), the agent through its verifier. A DukeNET signature:
+network key signs the base), the agent through its verifier. The signer's ``prepare()``
+lays out the base once per target, with stand-ins for the four values that change per
+request (digest, ``created``, ``expires``, nonce), which each request then fills in: the
+same bytes, at a fifth of the cost. A DukeNET signature:
 
 - uses algorithm ``ed25519`` and the label ``dukenet``;
 - covers ``@method @authority @path content-digest content-type``;
@@ -21,9 +24,13 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
+import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -139,6 +146,40 @@ def sign_request(
     if expires_in < 1:
         raise ValueError("expires_in must be at least one second")
     created_at = int(time.time()) if created is None else created
+    nonce = nonce or secrets.token_urlsafe(16)
+    template = _template(method, url, tuple(headers.items()), key_id)
+    if template is not None and _PLAIN_NONCE.fullmatch(nonce):
+        digest = f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+        params = template.params.format(created_at, created_at + expires_in, nonce)
+        base = template.base.format(digest, params).encode()
+    else:
+        digest, params, base = _prepare(
+            method, url, headers, body, key_id, created_at, expires_in, nonce
+        )
+    signature = private_key.sign(base)  # the ed25519 algorithm: RFC 8032
+    # What ``apply()`` writes for a new label. ``sign()`` would also call ``apply()``,
+    # which derives the signature base a second time to catch a message that changed
+    # between ``prepare()`` and the signer (a remote one): this message is ours and
+    # unchanged, so that second derivation is skipped.
+    # tests/unit/test_httpsig.py checks the headers equal ``sign()``'s byte for byte.
+    return {
+        "Content-Digest": digest,
+        "Signature-Input": f"{LABEL}={params}",
+        "Signature": f"{LABEL}=:{base64.b64encode(signature).decode()}:",
+    }
+
+
+def _prepare(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    key_id: str,
+    created_at: int,
+    expires_in: int,
+    nonce: str,
+) -> tuple[str, str, bytes]:
+    """The library's ``prepare()``: the Content-Digest, signature parameters and base."""
     message = _Request(method, url, _Headers(headers.items()))
     try:
         prepared = _SIGNER.prepare(
@@ -146,7 +187,7 @@ def sign_request(
             key_id=key_id,
             created=datetime.datetime.fromtimestamp(created_at, datetime.UTC),
             expires=datetime.datetime.fromtimestamp(created_at + expires_in, datetime.UTC),
-            nonce=nonce or secrets.token_urlsafe(16),
+            nonce=nonce,
             label=LABEL,
             tag=TAG,
             covered_component_ids=COVERED_COMPONENTS,
@@ -155,17 +196,55 @@ def sign_request(
         )
     except HTTPMessageSignaturesException as exc:
         raise ValueError(f"cannot sign request: {exc}") from exc
-    signature = private_key.sign(prepared.signature_base)  # the ed25519 algorithm: RFC 8032
-    # What ``apply()`` writes for a new label. ``sign()`` would also call ``apply()``,
-    # which derives the signature base a second time to catch a message that changed
-    # between ``prepare()`` and the signer (a remote one): this message is ours and
-    # unchanged, so that second derivation (half the cost of signing) is skipped.
-    # tests/unit/test_httpsig.py checks the headers equal ``sign()``'s byte for byte.
-    return {
-        "Content-Digest": message.headers["Content-Digest"],
-        "Signature-Input": f"{prepared.label}={prepared.signature_params}",
-        "Signature": f"{prepared.label}=:{base64.b64encode(signature).decode()}:",
-    }
+    return message.headers["Content-Digest"], prepared.signature_params, prepared.signature_base
+
+
+# Stand-ins the library's prepare() lays out once per target (see ``_template``): values
+# that serialize as themselves (Structured Field integers and a plain string).
+_CREATED, _EXPIRES, _NONCE = 1_111_111_111, 1_999_999_999, "dukenetNonceSlot"
+_PLAIN_NONCE = re.compile(r"[A-Za-z0-9_.~-]{1,128}")  # a Structured Field string as is
+_EMPTY_DIGEST = f"sha-256=:{base64.b64encode(hashlib.sha256(b'').digest()).decode()}:"
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A signature base and parameters with ``str.format`` slots for the varying values:
+    ``params`` takes created, expires and nonce; ``base`` the digest and the params."""
+
+    base: str
+    params: str
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(
+    method: str, url: str, header_items: tuple[tuple[str, str], ...], key_id: str
+) -> _Template | None:
+    """The library's signature base for one target, with slots for the values that change
+    per request (the body's digest, ``created``, ``expires`` and the nonce).
+
+    The library lays out the base once; each request then fills in its values, which
+    serialize as themselves, instead of running the Structured Fields serializer and the
+    component resolver again (four fifths of the cost of signing). None when a stand-in
+    is not found exactly once, or the request carries its own digest: then the library
+    prepares every request."""
+    if any(name.lower() == "content-digest" for name, _ in header_items):
+        return None
+    try:
+        digest, params, base = _prepare(
+            method, url, dict(header_items), b"", key_id, _CREATED, _EXPIRES - _CREATED, _NONCE
+        )
+    except ValueError:
+        return None
+    text = base.decode()
+    stand_ins = (str(_CREATED), str(_EXPIRES), f'"{_NONCE}"')
+    if digest != _EMPTY_DIGEST or text.count(_EMPTY_DIGEST) != 1 or text.count(params) != 1:
+        return None
+    if any(params.count(value) != 1 for value in stand_ins) or "{" in text or "}" in text:
+        return None
+    slots = params
+    for value, slot in zip(stand_ins, ("{0}", "{1}", '"{2}"'), strict=True):
+        slots = slots.replace(value, slot)
+    return _Template(text.replace(_EMPTY_DIGEST, "{0}").replace(params, "{1}"), slots)
 
 
 def verify_request(

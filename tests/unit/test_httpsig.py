@@ -232,37 +232,59 @@ def test_signing_needs_the_content_type(key: Ed25519PrivateKey) -> None:
         )
 
 
-def test_headers_equal_the_library_signers_byte_for_byte(key: Ed25519PrivateKey) -> None:
-    # sign_request skips apply()'s second derivation of the signature base; the headers
-    # must still be exactly what the library's own sign() writes (Ed25519 is deterministic).
-    ours = sign_request(
-        method="POST",
-        url=URL,
-        headers=dict(CONTENT_TYPE),
-        body=BODY,
-        private_key=key,
-        key_id="network",
-        created=1_700_000_000,
-        nonce="fixed-nonce",
-        expires_in=90,
-    )
-    message = _Request("POST", URL, _Headers(CONTENT_TYPE.items()))
+def library_headers(
+    key: Ed25519PrivateKey, url: str, body: bytes, created: int, expires_in: int, nonce: str
+) -> dict[str, str]:
+    """The headers the library's own ``sign()`` writes for the same request."""
+    message = _Request("POST", url, _Headers(CONTENT_TYPE.items()))
     HTTPMessageSigner(
         signature_algorithm=algorithms.ED25519,
         key_resolver=MappingKeyResolver(public_keys={}, private_keys={"network": key}),
     ).sign(
         message,
         key_id="network",
-        created=datetime.datetime.fromtimestamp(1_700_000_000, datetime.UTC),
-        expires=datetime.datetime.fromtimestamp(1_700_000_090, datetime.UTC),
-        nonce="fixed-nonce",
+        created=datetime.datetime.fromtimestamp(created, datetime.UTC),
+        expires=datetime.datetime.fromtimestamp(created + expires_in, datetime.UTC),
+        nonce=nonce,
         label="dukenet",
         tag=TAG,
         covered_component_ids=COVERED_COMPONENTS,
-        body=BODY,
+        body=body,
         use_existing_digest=True,
     )
-    library = {
+    return {
         name: message.headers[name] for name in ("Content-Digest", "Signature-Input", "Signature")
     }
-    assert ours == library
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "created", "nonce"),
+    [
+        (URL, BODY, 1_700_000_000, "fixed-nonce"),
+        # the same target again: its laid-out base is reused with other values
+        (URL, b'{"other": "body"}', 1_800_000_123, "Zm9vYmFy_-9"),
+        (URL, b"", 1_111_111_111, "dukenetNonceSlot"),  # the stand-in values themselves
+        ("http://[::1]:8443/agents/a1/invoke", BODY, 1_700_000_001, "n0nce"),
+        ("https://agent.example/invoke/1111111111", BODY, 1_700_000_002, "n"),
+        ("http://127.0.0.1:9100/a%20b/invoke?q=1", BODY, 1_700_000_003, "n"),
+        (URL, BODY, 1_700_000_004, "a nonce with spaces"),  # not a plain string: library
+    ],
+)
+def test_headers_equal_the_library_signers_byte_for_byte(
+    key: Ed25519PrivateKey, url: str, body: bytes, created: int, nonce: str
+) -> None:
+    # sign_request fills per-request values into a base the library laid out once per
+    # target, and skips apply()'s second derivation; the headers must still be exactly
+    # what the library's own sign() writes (Ed25519 is deterministic).
+    ours = sign_request(
+        method="POST",
+        url=url,
+        headers=dict(CONTENT_TYPE),
+        body=body,
+        private_key=key,
+        key_id="network",
+        created=created,
+        nonce=nonce,
+        expires_in=90,
+    )
+    assert ours == library_headers(key, url, body, created, 90, nonce)
