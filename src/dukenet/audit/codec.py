@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -173,16 +173,33 @@ def decode(data: bytes) -> Any:
     return libipld.decode_dag_cbor(data)
 
 
-def links_in(value: Any) -> Iterator[str]:
+def links_in(value: Any) -> list[str]:
     """The CIDs a normalized or decoded value links to, depth first, in order."""
-    if isinstance(value, bytes):
-        yield libipld.encode_cid(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from links_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from links_in(item)
+    found: list[str] = []
+    _collect_links(value, found)
+    return found
+
+
+def _collect_links(value: Any, found: list[str]) -> None:
+    # Normalized and decoded values hold exact dicts and lists (see ``normalize``), and
+    # every record is walked once for its links: type checks, not isinstance, and no
+    # generator per level.
+    kind = type(value)
+    if kind is bytes:
+        found.append(libipld.encode_cid(value))
+        return
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return
+    for item in items:
+        kind = type(item)
+        if kind is dict or kind is list:
+            _collect_links(item, found)
+        elif kind is bytes:
+            found.append(libipld.encode_cid(item))
 
 
 def to_json(value: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,10 +64,16 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=8)
+def _signer(network_key: Ed25519PrivateKey) -> str:
+    """The ``signer`` of the key's records (its public key; one or two keys per process)."""
+    return crypto.public_key_b64(network_key)
+
+
 def seal(network_key: Ed25519PrivateKey, record: dict[str, Any]) -> Block:
     """Normalize ``record``, add ``signer`` and the network ``signature``, encode and address."""
     body = normalize({k: v for k, v in record.items() if k != SIGNATURE})
-    body["signer"] = crypto.public_key_b64(network_key)
+    body["signer"] = _signer(network_key)
     unsigned = encode(body)
     body[SIGNATURE] = base64.b64encode(network_key.sign(unsigned)).decode()
     data = encode(body)
