@@ -96,22 +96,38 @@ def normalize(value: Any, where: str = "") -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """``normalize`` without places: exact JSON types here, anything else by ``_located``."""
+    """``normalize`` without places: exact JSON types here, anything else by ``_located``.
+
+    Records are mostly flat maps of strings and small integers, and every one is walked
+    once before it is sealed: leaves are taken in the loop, without a call each."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return value
     if kind is dict:
         result: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise UnrecordableValue("map key")  # _located names (or accepts) it
-            result[key] = _plain(item)
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                result[key] = item
+            else:
+                result[key] = _plain(item)
         return result
     if kind is list:
-        return [_plain(item) for item in value]
+        return [item if type(item) is str or item is None else _plain(item) for item in value]
+    if kind is str or kind is bool or value is None:
+        return value
     if kind is int:
         return value if _INT_MIN <= value <= _INT_MAX else str(value)
+    if kind is datetime:
+        return _datetime(value)
+    if kind is UUID:
+        return str(value)
     return _located(value, "")
+
+
+def _datetime(value: datetime) -> str:
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _located(value: Any, where: str) -> Any:
@@ -133,8 +149,7 @@ def _located(value: Any, where: str) -> Any:
             raise UnrecordableValue(f"non-finite decimal at {where or '/'}", field=where or "/")
         return str(value)
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return _datetime(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, UUID):
