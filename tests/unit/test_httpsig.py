@@ -18,6 +18,7 @@ from dukenet.httpsig import (
     TAG,
     _Headers,
     _Request,
+    _template,
     sign_request,
     verify_request,
 )
@@ -233,16 +234,22 @@ def test_signing_needs_the_content_type(key: Ed25519PrivateKey) -> None:
 
 
 def library_headers(
-    key: Ed25519PrivateKey, url: str, body: bytes, created: int, expires_in: int, nonce: str
+    key: Ed25519PrivateKey,
+    url: str,
+    body: bytes,
+    created: int,
+    expires_in: int,
+    nonce: str,
+    key_id: str = "network",
 ) -> dict[str, str]:
     """The headers the library's own ``sign()`` writes for the same request."""
     message = _Request("POST", url, _Headers(CONTENT_TYPE.items()))
     HTTPMessageSigner(
         signature_algorithm=algorithms.ED25519,
-        key_resolver=MappingKeyResolver(public_keys={}, private_keys={"network": key}),
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: key}),
     ).sign(
         message,
-        key_id="network",
+        key_id=key_id,
         created=datetime.datetime.fromtimestamp(created, datetime.UTC),
         expires=datetime.datetime.fromtimestamp(created + expires_in, datetime.UTC),
         nonce=nonce,
@@ -270,8 +277,9 @@ def library_headers(
         (URL, BODY, 1_700_000_004, "a nonce with spaces"),  # not a plain string: library
     ],
 )
+@pytest.mark.parametrize("key_id", ["network", 'key "quoted" \\ 1111111111', "{x}"])
 def test_headers_equal_the_library_signers_byte_for_byte(
-    key: Ed25519PrivateKey, url: str, body: bytes, created: int, nonce: str
+    key: Ed25519PrivateKey, url: str, body: bytes, created: int, nonce: str, key_id: str
 ) -> None:
     # sign_request fills per-request values into a base the library laid out once per
     # target, and skips apply()'s second derivation; the headers must still be exactly
@@ -282,9 +290,18 @@ def test_headers_equal_the_library_signers_byte_for_byte(
         headers=dict(CONTENT_TYPE),
         body=body,
         private_key=key,
-        key_id="network",
+        key_id=key_id,
         created=created,
         nonce=nonce,
         expires_in=90,
     )
-    assert ours == library_headers(key, url, body, created, 90, nonce)
+    assert ours == library_headers(key, url, body, created, 90, nonce, key_id)
+
+
+def test_a_plain_target_is_laid_out_once_and_odd_ones_fall_back_to_the_library() -> None:
+    headers = tuple(CONTENT_TYPE.items())
+    assert _template("POST", URL, headers, "network") is not None
+    # A stand-in value or a format brace inside the base: the library prepares each request.
+    assert _template("POST", URL, headers, "key 1111111111") is None
+    assert _template("POST", URL, headers, "{x}") is None
+    assert _template("POST", URL, (*headers, ("Content-Digest", "sha-256=:x:")), "n") is None
