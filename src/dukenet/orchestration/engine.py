@@ -25,6 +25,7 @@ from dukenet.store.postgres import Connection, SerializationConflict
 from dukenet.store.sql import load_queries
 
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
+READY_CHANNEL = "dukenet_subtasks_ready"  # NOTIFY: READY work appeared; workers LISTEN
 T = TypeVar("T")
 # A unit of work run by ``transact``: the connection in the transaction, and its changes.
 Work = Callable[[Connection, Changes], Awaitable[T]]
@@ -91,7 +92,7 @@ async def transact(
                 if changes.needs_wake:
                     # Delivered to the workers' LISTEN connections at commit (as at
                     # submission): no transaction of its own after this one.
-                    await conn.execute(QUERIES["notify_ready"])
+                    await conn.execute(QUERIES["notify_ready"], READY_CHANNEL)
         except SerializationConflict:
             if attempt == MAX_TRANSACTION_ATTEMPTS:
                 raise

@@ -72,7 +72,7 @@ FOR SHARE
 -- name: store_task
 -- A whole submission in one statement: the task row, its subtasks (one row each; JSON
 -- values and uuid arrays travel as text), its progress row and its first log rows, and
--- the NOTIFY ($44) that its READY subtasks wait for (delivered at commit). When the
+-- the NOTIFY ($44, on channel $45) that its READY subtasks wait for (delivered at commit). When the
 -- Idempotency-Key won a race a moment ago the task row is not inserted and neither is
 -- anything else: no row comes back. Otherwise the progress row comes back. The foreign
 -- keys between the new rows are checked at the end of the statement, when all exist.
@@ -118,7 +118,7 @@ WITH task AS (
          WITH ORDINALITY AS u(subtask_id, event_type, message, error_code, metadata, n)
   ORDER BY u.n
 )
-SELECT p.*, CASE WHEN $44::bool THEN pg_notify('dukenet_subtasks_ready', '') END AS notified
+SELECT p.*, CASE WHEN $44::bool THEN pg_notify($45, '') END AS notified
 FROM progress p
 
 -- --------------------------------------------------------------------------- progress
@@ -214,7 +214,8 @@ started AS (
 )
 
 -- name: notify_ready
-SELECT pg_notify('dukenet_subtasks_ready', '')
+-- $1 the channel the workers listen on (engine.READY_CHANNEL)
+SELECT pg_notify($1, '')
 
 -- ---------------------------------------------------------------------------- claims
 

@@ -25,7 +25,7 @@ from dukenet import crypto
 from dukenet.errors import CostLimitExceeded, InvalidInput, PaymentRequired
 from dukenet.market import ledger
 from dukenet.orchestration import inputs, schemas, selection
-from dukenet.orchestration.engine import transact
+from dukenet.orchestration.engine import READY_CHANNEL, transact
 from dukenet.orchestration.errors import (
     DeadlinePassed,
     DependencyFailed,
@@ -291,5 +291,6 @@ async def _store(
         # Delivered to the workers' LISTEN connections at commit: no extra round trip
         # after it, and no window where the task is committed but nobody was told.
         bool(ready),
+        READY_CHANNEL,
     )
     return row

@@ -46,7 +46,7 @@ from dukenet.errors import DukenetError
 from dukenet.orchestration import feedback, reaper
 from dukenet.orchestration.claims import Assignment, ClaimResult, claim
 from dukenet.orchestration.completion import Answer, check_answer
-from dukenet.orchestration.engine import Context, Work, transact
+from dukenet.orchestration.engine import READY_CHANNEL, Context, Work, transact
 from dukenet.orchestration.errors import FailureCode
 from dukenet.orchestration.invoker import Accepted, Invoker, Outcome, Success
 from dukenet.orchestration.outcomes import (
@@ -66,7 +66,6 @@ from dukenet.store.sql import load_queries
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 QUERIES = load_queries("dukenet.orchestration", "queries.sql")
-CHANNEL = "dukenet_subtasks_ready"
 CLAIM_LINGER = 0.003  # seconds a busy worker with a backlog waits to claim several slots at once
 SHUTDOWN = Failure(
     FailureCode.WORKER_SHUTDOWN,
@@ -191,7 +190,7 @@ class Worker:
         url = self.services.db.url
         try:
             self._listener = await asyncpg.connect(url)
-            await self._listener.add_listener(CHANNEL, self._notified)
+            await self._listener.add_listener(READY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("LISTEN unavailable, polling only: %s", exc)
             self._listener = None
