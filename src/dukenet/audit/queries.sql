@@ -63,9 +63,6 @@ SELECT path, cid FROM audit_paths WHERE path LIKE $1 ESCAPE '\' ORDER BY path
 -- name: paths_for_cids
 SELECT path, cid FROM audit_paths WHERE cid = ANY($1::text[]) ORDER BY path
 
--- name: all_block_cids
-SELECT cid FROM audit_blocks ORDER BY created_at, cid
-
 -- name: try_sequencer_lock
 SELECT pg_try_advisory_xact_lock($1::int, 0)
 
@@ -103,9 +100,6 @@ SELECT tree_size, root_hash, note, created_at FROM audit_checkpoints WHERE tree_
 -- name: insert_checkpoint
 INSERT INTO audit_checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)
 ON CONFLICT (tree_size) DO NOTHING
-
--- name: queue_length
-SELECT COUNT(*) FROM audit_log_queue
 
 -- name: publish_cursor
 INSERT INTO audit_publish_cursors (target) VALUES ($1)

@@ -130,9 +130,6 @@ INSERT INTO agent_tags (agent_id, tag) SELECT $1, unnest($2::text[]);
 -- name: touch_agent
 UPDATE agents SET updated_at = NOW() WHERE agent_id = $1;
 
--- name: get_tags
-SELECT COALESCE(array_agg(tag ORDER BY tag), '{}') FROM agent_tags WHERE agent_id = $1;
-
 -- name: insert_capability
 -- Nothing on conflict: the caller turns "no row" into CAPABILITY_EXISTS.
 INSERT INTO agent_capabilities (capability_id, agent_id, name, description, version,

@@ -2,11 +2,6 @@
 
 -- ------------------------------------------------------------------------------ attempts
 
--- name: stats_state
-SELECT EXTRACT(EPOCH FROM epoch)::float8 AS epoch, half_life_days, value_reference,
-       value_floor, rebuilt_at
-FROM trust_stats_state;
-
 -- name: record_attempts
 -- Records attempts and adds them to their agents' aggregates, in one statement (see
 -- migration 0010 for the decay epoch; the weights are those of recompute.sql's
