@@ -21,7 +21,17 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).parent
-ORDER = ["startup", "registry", "search", "audit", "market", "trust", "orchestration"]
+# job_budget reads the W1 figures orchestration writes, so it runs after it.
+ORDER = [
+    "startup",
+    "registry",
+    "search",
+    "audit",
+    "market",
+    "trust",
+    "orchestration",
+    "job_budget",
+]
 QUICK: dict[str, list[str]] = {
     "startup": ["--runs", "1"],
     "registry": ["--registrations", "500", "--lookup-seconds", "2", "--rounds", "1"],
@@ -30,6 +40,7 @@ QUICK: dict[str, list[str]] = {
     "market": ["--seconds", "3", "--workers", "1"],
     "trust": ["--scale", "0.01"],
     "orchestration": ["--workloads", "w1", "--jobs", "500", "--skip", "celery"],
+    "job_budget": ["--count", "500", "--calls", "500"],
 }
 
 
