@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
 from dukenet.store import migrations
+from dukenet.store.sql import load_queries
 from tests.conftest import create_database, database_url_for, drop_database
+
+ORCHESTRATION = load_queries("dukenet.orchestration", "queries.sql")
 
 # Every table, column and type of DATABASE-SCHEMA.md with its deliberate production changes.
 # Tables added by later migrations are listed in LATER_TABLES (their own tests cover them).
@@ -466,6 +472,68 @@ async def test_task_gin_indexes_hold_only_searchable_rows(empty_database: str) -
         assert "'PENDING'" in predicates["idx_tasks_dependencies"]
         assert "cardinality(tags) > 0" in predicates["idx_tasks_tags"]
         assert "metadata <> '{}'::jsonb" in predicates["idx_tasks_metadata"]
+    finally:
+        await conn.close()
+
+
+def _plan_indexes(plan: Any) -> set[str]:
+    """The indexes an ``EXPLAIN (FORMAT JSON)`` plan reads."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Index Name" in plan:
+            found.add(plan["Index Name"])
+        for value in plan.values():
+            found |= _plan_indexes(value)
+    elif isinstance(plan, list):
+        for item in plan:
+            found |= _plan_indexes(item)
+    return found
+
+
+async def test_completions_look_subtasks_up_by_key_and_the_reaper_by_lease(
+    empty_database: str,
+) -> None:
+    """The lease index holds the rows that have a lease. With a status predicate the
+    completion's fence (``status = 'RUNNING'``) made it usable there, and under the worker's
+    generic plans a completion read every entry a busy queue had left behind instead of
+    looking its subtasks up by key (migration 0018)."""
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn)
+        # A queue as statistics see it mid-drain: thousands of finished subtasks, a few
+        # running, each finished one having held a lease.
+        await conn.execute(
+            """
+            INSERT INTO agents (agent_id, public_key) VALUES (repeat('a', 64), 'key');
+            INSERT INTO tasks (task_id, name, created_by, input_schema, output_schema)
+            VALUES ('00000000-0000-0000-0000-000000000001', 'drain', repeat('a', 64), '{}',
+                    '{}');
+            INSERT INTO subtasks (parent_task_id, name, capability_name, input, status,
+                                  attempt, lease_expires_at)
+            SELECT '00000000-0000-0000-0000-000000000001', 's' || n, 'echo', '{}',
+                   CASE WHEN n <= 5 THEN 'RUNNING' ELSE 'COMPLETED' END, 1,
+                   CASE WHEN n <= 5 THEN NOW() + interval '30 seconds' END
+            FROM generate_series(1, 2000) AS n;
+            ANALYZE subtasks;
+            """
+        )
+        await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+
+        async def indexes(name: str, *args: Any) -> set[str]:
+            plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {ORCHESTRATION[name]}", *args)
+            return _plan_indexes(json.loads(plan))
+
+        batch = 16  # answers a recorder commits at once under load
+        completion = await indexes(
+            "complete_subtasks",
+            [uuid.uuid4() for _ in range(batch)],
+            [1] * batch,
+            ["{}"] * batch,
+            [None] * batch,
+        )
+        assert "subtasks_pkey" in completion
+        assert "idx_subtasks_leases" not in completion
+        assert "idx_subtasks_leases" in await indexes("expired_leases", 10)
     finally:
         await conn.close()
 
