@@ -549,6 +549,38 @@ async def test_upgrade_twice_is_a_no_op(empty_database: str) -> None:
         await conn.close()
 
 
+async def test_record_blocks_are_compressed_with_lz4_where_the_server_has_it(
+    empty_database: str,
+) -> None:
+    """Blocks written after the upgrade use lz4 on a server built with it (pglz, the
+    default, otherwise) and read back as they were written."""
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await migrations.upgrade(conn)
+        has_lz4 = await conn.fetchval(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings"
+            " WHERE name = 'default_toast_compression'"
+        )
+        method = await conn.fetchval(
+            "SELECT attcompression::text FROM pg_attribute"
+            " WHERE attrelid = 'audit_blocks'::regclass AND attname = 'data'"
+        )
+        assert method == ("l" if has_lz4 else "")  # "": the server's default
+        data = json.dumps({"log": [{"event_type": "READY", "n": n} for n in range(200)]}).encode()
+        await conn.execute(
+            "INSERT INTO audit_blocks (cid, data, links) VALUES ('bafytest', $1, '{}')", data
+        )
+        stored = await conn.fetchrow(
+            "SELECT data, pg_column_compression(data) AS method, pg_column_size(data) AS size"
+            " FROM audit_blocks WHERE cid = 'bafytest'"
+        )
+        assert stored["data"] == data
+        assert stored["method"] == ("lz4" if has_lz4 else "pglz")
+        assert stored["size"] < len(data) / 2
+    finally:
+        await conn.close()
+
+
 async def test_concurrent_upgrades_apply_each_file_once(empty_database: str) -> None:
     conns = [await asyncpg.connect(empty_database) for _ in range(3)]
     try:
