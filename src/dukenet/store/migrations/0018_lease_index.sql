@@ -6,7 +6,7 @@
 -- s.status = 'RUNNING'`) could also be answered from this index, and the planner chose it:
 -- statistics say few rows are RUNNING, but every attempt of a busy queue leaves an entry
 -- behind until vacuum reaches it. In a 10,000-subtask drain one completion of 16 answers
--- read 6,017 index entries and 583 heap pages for 48 live rows, where 16 primary-key
+-- read 6,017 index entries and 583 heap pages to find its 16 rows, where 16 primary-key
 -- lookups read 48 pages. A lease is set when an attempt starts and cleared by every change
 -- that ends it (completed, retried, failed, cancelled), so "has a lease" selects the same
 -- live rows; a status condition no longer implies the predicate, so those statements go
