@@ -1222,7 +1222,7 @@ async def _postgres_settings() -> dict[str, str]:
         rows = await conn.fetch(
             "SELECT name, setting FROM pg_settings WHERE name IN"
             " ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections',"
-            " 'server_version')"
+            " 'server_version', 'autovacuum')"
         )
     finally:
         await conn.close()
