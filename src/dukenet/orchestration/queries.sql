@@ -72,9 +72,9 @@ FOR SHARE
 -- name: store_task
 -- A whole submission in one statement: the task row, its subtasks (one row each; JSON
 -- values and uuid arrays travel as text), its progress row and its first log rows, and
--- the NOTIFY ($44, on channel $45) that its READY subtasks wait for (delivered at commit). When the
--- Idempotency-Key won a race a moment ago the task row is not inserted and neither is
--- anything else: no row comes back. Otherwise the progress row comes back. The foreign
+-- the NOTIFY ($44, on channel $45) that its READY subtasks wait for (delivered at
+-- commit). When the Idempotency-Key won a race a moment ago the task row is not inserted
+-- and neither is anything else: no row comes back. Otherwise the progress row comes back. The foreign
 -- keys between the new rows are checked at the end of the statement, when all exist.
 WITH task AS (
   INSERT INTO tasks (
